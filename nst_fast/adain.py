@@ -1,0 +1,64 @@
+"""AdaIN (Huang & Belongie, 2017): VGG encoder to relu4_1, adaptive instance norm, mirror decoder.
+
+Statistics are per-channel mean and standard deviation over H x W, always in FP32: the squares
+of VGG activations overflow half precision.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+EPS = 1e-5
+
+
+def mean_std(feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of N x C x H x W features, in FP32, shaped N x C x 1 x 1."""
+    feat = feat.float()
+    mean = feat.mean(dim=(2, 3), keepdim=True)
+    var = feat.var(dim=(2, 3), keepdim=True, unbiased=False)
+    return mean, (var + EPS).sqrt()
+
+
+def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor) -> torch.Tensor:
+    """Give `content` features the style's channel statistics."""
+    mean, std = mean_std(content)
+    normalized = (content.float() - mean) / std
+    return (normalized * style_std + style_mean).to(content.dtype)
+
+
+def mix_statistics(stats: list[tuple[torch.Tensor, torch.Tensor]], weights: list[float] | None = None):
+    """Weighted mix of several styles' (mean, std).
+
+    AdaIN is affine in the style statistics, so AdaIN with the mixed statistics equals the
+    paper's weighted sum of the AdaIN outputs for each style.
+    """
+    w = torch.tensor(weights if weights is not None else [1.0] * len(stats), dtype=torch.float32)
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"style weights must be non-negative and not all zero, got {w.tolist()}")
+    w = w / w.sum()
+    mean = sum(wi * m for wi, (m, _) in zip(w, stats))
+    std = sum(wi * s for wi, (_, s) in zip(w, stats))
+    return mean, std
+
+
+def conv(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3), nn.ReLU())
+
+
+class Decoder(nn.Module):
+    """Mirror of VGG16 up to relu4_1: nearest-neighbour upsampling then convolution
+    (no transposed convolutions, which leave checkerboard artefacts)."""
+
+    def __init__(self):
+        super().__init__()
+        up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.layers = nn.Sequential(
+            conv(512, 256), up,
+            conv(256, 256), conv(256, 256), conv(256, 128), up,
+            conv(128, 128), conv(128, 64), up,
+            conv(64, 64),
+            nn.ReflectionPad2d(1), nn.Conv2d(64, 3, 3),
+        )
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.layers(t)

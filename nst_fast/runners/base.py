@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class Runner(ABC):
+    """Runs one stylisation graph on batches of uint8 RGB images of one padded shape."""
+
+    name = "runner"
+
+    def activate(self) -> None:
+        """Load weights / build the engine; called once before the first `infer`."""
+
+    @abstractmethod
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """uint8 N x H x W x 3 in, uint8 N x H x W x 3 out (H, W multiples of 8)."""
+
+    def close(self) -> None:
+        """Free what `activate` took."""
+
+    def __enter__(self):
+        self.activate()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,82 @@
+"""Styles for AdaIN: a named preset (bundled relu4_1 statistics, a few KB) or any image.
+
+A style's statistics are computed once per run, at a fixed scale (long side STYLE_SIZE), so a
+preset and the image it was computed from give the same result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .errors import NSTError, WeightsError
+from .fileio import atomic_path
+
+PRESETS = Path(__file__).parent / "assets" / "styles"
+STYLE_SIZE = 512
+
+
+@dataclass
+class Style:
+    name: str
+    mean: torch.Tensor  # 1 x 512, FP32
+    std: torch.Tensor  # 1 x 512, FP32
+    image: np.ndarray | None = None  # uint8 H x W x 3 at STYLE_SIZE; None for a preset
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.safetensors"))
+
+
+def fit_style_image(image: np.ndarray) -> np.ndarray:
+    """Scale so the long side is STYLE_SIZE (up or down): statistics depend on scale."""
+    h, w = image.shape[:2]
+    scale = STYLE_SIZE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+
+
+@torch.no_grad()
+def image_statistics(style_encoder, image: np.ndarray, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """relu4_1 mean and std (1 x 512 each, FP32, on the CPU) of one uint8 image."""
+    batch = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
+    mean, std = style_encoder(batch)
+    return mean.float().cpu(), std.float().cpu()
+
+
+def save_preset(path: Path, style: Style, encoder_id: str, source: str) -> None:
+    meta = {"name": style.name, "encoder_id": encoder_id, "source": source, "style_size": str(STYLE_SIZE)}
+    with atomic_path(path) as tmp:
+        save_file({"mean": style.mean.contiguous(), "std": style.std.contiguous()}, str(tmp), metadata=meta)
+
+
+def load_preset(path: Path, encoder_id: str) -> Style:
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            mean, std = f.get_tensor("mean").float(), f.get_tensor("std").float()
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable style preset ({e})") from None
+    if meta.get("encoder_id") != encoder_id:
+        raise WeightsError(f"{path}: computed with VGG encoder {meta.get('encoder_id')!r}, but the loaded "
+                           f"encoder is {encoder_id!r}; pass the style as an image instead")
+    return Style(meta.get("name", path.stem), mean, std)
+
+
+def resolve_style(spec: str, style_encoder, encoder_id: str, device="cpu") -> Style:
+    """`spec` is an image path or a preset name (see `nst-fast info`)."""
+    from .images import load_image
+
+    path = Path(spec)
+    if path.is_file():
+        image = fit_style_image(load_image(path))
+        return Style(path.stem, *image_statistics(style_encoder, image, device), image=image)
+    preset = PRESETS / f"{spec}.safetensors"
+    if preset.is_file():
+        return load_preset(preset, encoder_id)
+    raise NSTError(f"{spec}: no such style image or preset (presets: {', '.join(preset_names()) or 'none'})")

@@ -1,0 +1,47 @@
+"""The per-style feed-forward network of Johnson et al. (2016), with the instance norm of
+Ulyanov et al., as in pytorch/examples' fast_neural_style. Input and output are RGB in [0, 1];
+the output is bounded by a sigmoid (an unbounded output trained into dark, blotchy images)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvLayer(nn.Sequential):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, upsample: int = 1):
+        layers = [nn.Upsample(scale_factor=upsample, mode="nearest")] if upsample > 1 else []
+        layers += [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_ch, out_ch, kernel, stride)]
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvLayer(channels, channels, 3), nn.InstanceNorm2d(channels, affine=True), nn.ReLU(),
+            ConvLayer(channels, channels, 3), nn.InstanceNorm2d(channels, affine=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def conv_norm_relu(in_ch: int, out_ch: int, kernel: int, stride: int = 1, upsample: int = 1) -> list[nn.Module]:
+    return [ConvLayer(in_ch, out_ch, kernel, stride, upsample), nn.InstanceNorm2d(out_ch, affine=True), nn.ReLU()]
+
+
+class TransformerNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(
+            *conv_norm_relu(3, 32, 9),
+            *conv_norm_relu(32, 64, 3, stride=2),
+            *conv_norm_relu(64, 128, 3, stride=2),
+            *[ResidualBlock(128) for _ in range(5)],
+            *conv_norm_relu(128, 64, 3, upsample=2),
+            *conv_norm_relu(64, 32, 3, upsample=2),
+            ConvLayer(32, 3, 9),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.layers(x))

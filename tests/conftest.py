@@ -1,0 +1,31 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.skip(f"shared data set not found at {DATA}")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def vgg_weights():
+    from nst_fast.errors import WeightsError
+    from nst_fast.weights import vgg_weights
+
+    try:
+        return vgg_weights()
+    except WeightsError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def encoder(vgg_weights):
+    return vgg_weights.build("relu4_1")

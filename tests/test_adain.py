@@ -1,0 +1,81 @@
+"""AdaIN: output statistics, alpha, style interpolation, FP16 statistics, colour transfer."""
+import numpy as np
+import pytest
+import torch
+
+from nst_fast.adain import Decoder, adain, mean_std, mix_statistics
+from nst_fast.color import keep_luminance, match_color
+from nst_fast.stylizers import AdaINStylizer, StyleEncoder
+
+
+def test_adain_output_has_the_style_statistics():
+    torch.manual_seed(0)
+    content = torch.randn(2, 16, 9, 7) * 3 + 1
+    style_mean, style_std = torch.randn(2, 16, 1, 1), torch.rand(2, 16, 1, 1) + 0.5
+    mean, std = mean_std(adain(content, style_mean, style_std))
+    torch.testing.assert_close(mean, style_mean, atol=1e-4, rtol=0)
+    # std carries the eps of the normalisation: sqrt(var + eps)
+    torch.testing.assert_close(std, style_std, atol=1e-4, rtol=1e-4)
+
+
+def test_statistics_stay_finite_in_half_precision():
+    """Squares of large activations overflow FP16 (max 65504); statistics are computed in FP32."""
+    feat = (torch.rand(1, 8, 16, 16) * 2000).half()
+    mean, std = mean_std(feat)
+    assert mean.dtype == torch.float32 and torch.isfinite(std).all()
+    out = adain(feat, torch.zeros(1, 8, 1, 1), torch.ones(1, 8, 1, 1))
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+
+
+def test_mixing_statistics_equals_mixing_adain_outputs():
+    torch.manual_seed(1)
+    content = torch.randn(1, 8, 5, 5)
+    styles = [(torch.randn(1, 8, 1, 1), torch.rand(1, 8, 1, 1) + 0.1) for _ in range(3)]
+    weights = [0.5, 0.3, 0.2]
+    mixed = adain(content, *mix_statistics(styles, weights))
+    separate = sum(w * adain(content, m, s) for w, (m, s) in zip(weights, styles))
+    torch.testing.assert_close(mixed, separate, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError):
+        mix_statistics(styles, [0, 0, 0])
+
+
+def test_stylizer_alpha_zero_decodes_the_content_features(encoder):
+    decoder = Decoder().eval()
+    stylizer = AdaINStylizer(encoder, decoder)
+    images = torch.randint(0, 256, (2, 32, 40, 3), dtype=torch.uint8)
+    style_mean, style_std = torch.rand(1, 512) * 5, torch.rand(1, 512) * 5
+    with torch.no_grad():
+        out = stylizer(images, style_mean, style_std, torch.tensor(0.0))
+        content = encoder(images.permute(0, 3, 1, 2).float() / 255, ["relu4_1"])["relu4_1"]
+        want = (decoder(content).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+    assert out.dtype == torch.uint8 and out.shape == images.shape
+    assert torch.equal(out, want)
+
+
+def test_style_encoder_gives_fp32_statistics(encoder):
+    images = torch.randint(0, 256, (3, 24, 24, 3), dtype=torch.uint8)
+    mean, std = StyleEncoder(encoder)(images)
+    assert mean.shape == (3, 512) and std.shape == (3, 512) and mean.dtype == torch.float32
+    assert (std > 0).all()
+
+
+def test_match_color_gives_the_reference_mean_and_covariance():
+    torch.manual_seed(2)
+    source = torch.rand(1, 3, 20, 20) * 0.5
+    reference = torch.rand(1, 3, 30, 10) * 0.3 + 0.4
+    out = match_color(source, reference)
+    flat = lambda t: t.permute(1, 0, 2, 3).reshape(3, -1).double()
+    torch.testing.assert_close(flat(out).mean(1), flat(reference).mean(1), atol=1e-3, rtol=0)
+    torch.testing.assert_close(torch.cov(flat(out)), torch.cov(flat(reference)), atol=1e-3, rtol=0)
+
+
+def test_keep_luminance_keeps_content_colour_and_stylised_brightness():
+    rng = np.random.default_rng(3)
+    content = rng.integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    grey = np.repeat(rng.integers(60, 200, (1, 8, 8, 1), dtype=np.uint8), 3, axis=-1)
+    out = keep_luminance(grey, content)
+    luma = lambda a: a.astype(float) @ [0.299, 0.587, 0.114]
+    # where no channel was clipped, the output has the stylised luminance
+    unclipped = (out > 0).all(-1) & (out < 255).all(-1)
+    np.testing.assert_allclose(luma(out)[unclipped], luma(grey)[unclipped], atol=1.0)
+    assert np.abs(out.astype(int) - grey).max() > 10  # and colour came from the content

@@ -1,0 +1,45 @@
+"""Training state on disk: model, optimiser, scheduler, step, RNG and config, written atomically."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nst_fast.errors import WeightsError
+from nst_fast.fileio import atomic_path
+
+
+def save_checkpoint(directory: Path, step: int, model, optimizer, scheduler, config: dict, keep: int = 3) -> Path:
+    path = Path(directory) / f"step{step:07d}.pt"
+    state = {
+        "step": step, "config": config,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    for old in sorted(Path(directory).glob("step*.pt"))[:-keep]:
+        old.unlink()
+    return path
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    found = sorted(Path(directory).glob("step*.pt"))
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, dict]:
+    """Restore everything in place; returns (step, config). A damaged file is a WeightsError naming it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except Exception as e:
+        raise WeightsError(f"{path}: not a usable checkpoint for this model ({type(e).__name__}: {e})") from None
+    torch.set_rng_state(state["rng"]["torch"])
+    np.random.set_state(state["rng"]["numpy"])
+    random.setstate(state["rng"]["python"])
+    return state["step"], state["config"]

@@ -1,0 +1,71 @@
+"""Training images: a recursive folder of photos or paintings, sampled as random crops.
+
+A batch is a pure function of (seed, step), so a resumed run sees exactly the batches an
+unbroken run would have seen, with no loader state to save.
+"""
+from __future__ import annotations
+
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+class ImageFolder:
+    def __init__(self, root: str | Path, crop: int, min_side: int | None = None):
+        self.root, self.crop = Path(root), crop
+        min_side = min_side or crop // 2
+        files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+        self.files = [p for p in files if self._usable(p, min_side)]
+        if not self.files:
+            raise ValueError(f"{self.root}: no usable training images (need RGB, shorter side >= {min_side} px)")
+
+    @staticmethod
+    def _usable(path: Path, min_side: int) -> bool:
+        try:
+            with Image.open(path) as im:
+                mode, size = im.mode, im.size
+        except Exception as e:  # Pillow raises many types for broken files
+            warnings.warn(f"skipping {path}: unreadable ({e})")
+            return False
+        if mode in ("L", "LA", "1", "I;16", "I", "F"):
+            warnings.warn(f"skipping {path}: greyscale")
+            return False
+        if min(size) < min_side:
+            warnings.warn(f"skipping {path}: {size[0]}x{size[1]} is smaller than {min_side} px")
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def random_crop(self, rng: random.Random) -> np.ndarray:
+        """A random file, rescaled so its shorter side lies in [crop, 2 crop] (never upscaled beyond
+        what the crop needs), randomly cropped and flipped; uint8 H x W x 3."""
+        while True:
+            path = self.files[rng.randrange(len(self.files))]
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("RGB")
+                    break
+            except Exception as e:
+                warnings.warn(f"skipping {path} this time: {e}")
+        short = min(im.size)
+        target = max(self.crop, min(short, rng.randint(self.crop, 2 * self.crop)))
+        scale = target / short
+        im = im.resize((max(self.crop, round(im.width * scale)), max(self.crop, round(im.height * scale))),
+                       Image.BICUBIC)
+        x, y = rng.randint(0, im.width - self.crop), rng.randint(0, im.height - self.crop)
+        arr = np.asarray(im.crop((x, y, x + self.crop, y + self.crop)))
+        return arr[:, ::-1] if rng.random() < 0.5 else arr
+
+    def batch(self, size: int, seed: int, step: int) -> torch.Tensor:
+        """float N x 3 x crop x crop in [0, 1]; the same (seed, step) always gives the same batch."""
+        rng = random.Random(f"{seed}:{step}:{self.root}")
+        arr = np.stack([self.random_crop(rng) for _ in range(size)])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255.0
