@@ -7,6 +7,7 @@ the run goes on; an output that already exists is skipped, so a rerun resumes.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -93,13 +94,17 @@ def bounded_map(pool: ThreadPoolExecutor, fn, items, ahead: int):
 def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | None = None,
         quality: int = 95, workers: int = 2, progress: bool = True) -> Summary:
     summary = Summary(jobs)
+    for job in jobs:
+        if job.status == "failed":  # refused while planning (collision, would overwrite the input)
+            print(f"error: {job.error}", file=sys.stderr)
     todo = [j for j in jobs if j.status == "pending"]
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="img", desc="stylising", disable=not progress)
+    # disable=None: a bar on a terminal, none in logs and pipes
+    bar = tqdm(total=len(todo), unit="img", desc="stylising", disable=None if progress else True)
 
     def fail(job: Job, error: Exception):
         job.status, job.error = "failed", str(error)
-        bar.write(f"error: {error}")
+        bar.write(f"error: {error}", file=sys.stderr)
         bar.update(1)
 
     def decode(job: Job):

@@ -82,9 +82,6 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
     jobs = batch.plan(list(paths), output, fmt, overwrite)
     summary = batch.run(jobs, runner, batch_size, max_size, quality, workers, progress=not quiet)
     click.echo(summary.line(), err=quiet)
-    for job in summary.jobs:
-        if job.status == "failed" and quiet:
-            click.echo(f"error: {job.error}", err=True)
     if contact_sheet:
         write_contact_sheet(summary.jobs, contact_sheet)
     sys.exit(1 if summary.count("failed") else 0)

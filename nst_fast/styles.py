@@ -38,7 +38,7 @@ def fit_style_image(image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     scale = STYLE_SIZE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+    return np.array(Image.fromarray(image).resize(size, Image.LANCZOS))
 
 
 @torch.no_grad()

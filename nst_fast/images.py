@@ -1,0 +1,158 @@
+"""Image files in and out: every input decodes to uint8 H x W x 3 RGB or fails with one ImageError line."""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+from .fileio import atomic_path
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+# Formats we write, by suffix; other inputs (bmp, tif, gif) come out as PNG.
+_SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
+def load_image(path: str | os.PathLike, max_size: int | None = None) -> np.ndarray:
+    """Decode `path` to uint8 RGB (H x W x 3), upright, its long side at most `max_size`."""
+    path = Path(path)
+    try:
+        rgb = _decode(path, max_size)
+    except Exception as e:  # Pillow's plugins raise many types on bad data; the batch needs one
+        raise ImageError(f"{path}: {_reason(path, e)}") from e
+    return np.array(rgb)  # a writable copy; np.asarray on an Image is read-only
+
+
+def fit_size(size: tuple[int, int], limit: int) -> tuple[int, int]:
+    """(w, h) scaled so that the long side is `limit`, keeping the aspect ratio."""
+    w, h = size
+    scale = limit / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _decode(path: Path, max_size: int | None) -> Image.Image:
+    with warnings.catch_warnings():
+        # Pillow only warns between 1x and 2x its pixel limit; a batch job must refuse, not log.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = Image.open(path)  # animated GIF/WebP open on their first frame, which is what we use
+    with im:
+        _check_pixels(im)
+        if max_size and max(im.size) > max_size:
+            # JPEG can decode at 1/2..1/8 scale directly, far cheaper than a full decode then resize.
+            im.draft(im.mode, tuple(-(-d * max_size // max(im.size)) for d in im.size))
+        im.load()  # inside the caller's try, so truncated data fails here rather than later
+        rgb = _to_rgb(ImageOps.exif_transpose(im))
+    if max_size and max(rgb.size) > max_size:
+        rgb = rgb.resize(fit_size(rgb.size, max_size), Image.LANCZOS, reducing_gap=3.0)
+    return rgb
+
+
+def _check_pixels(im: Image.Image) -> None:
+    # catch_warnings is not thread-safe and the batch decodes in threads: repeat Pillow's check so
+    # a lost warning filter cannot let a bomb through. Same message shape, so _reason parses both.
+    pixels = im.width * im.height
+    if Image.MAX_IMAGE_PIXELS and pixels > Image.MAX_IMAGE_PIXELS:
+        raise Image.DecompressionBombError(f"Image size ({pixels} pixels) exceeds limit")
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode.startswith("I") or im.mode == "F":  # I, I;16, I;16B, F: more than 8 bits of grey
+        return Image.fromarray(_wide_grey_to_uint8(im)).convert("RGB")
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        # Transparent regions are usually meant as "paper"; black would turn into dark blotches.
+        white = Image.new("RGBA", im.size, "white")
+        return Image.alpha_composite(white, im.convert("RGBA")).convert("RGB")
+    return im.convert("RGB")
+
+
+def _wide_grey_to_uint8(im: Image.Image) -> np.ndarray:
+    grey = np.nan_to_num(np.asarray(im, dtype=np.float32))
+    if im.mode != "F":
+        scale = 255 / 65535  # 16-bit samples (v -> v/257); 'I' comes from 16-bit files too
+    else:
+        # Float images carry no scale; [0, 1] is the usual convention, otherwise assume 0..255.
+        scale = 255.0 if grey.size and grey.max() <= 1.0 else 1.0
+    return np.clip(np.rint(grey * scale), 0, 255).astype(np.uint8)
+
+
+def _reason(path: Path, e: Exception) -> str:
+    """A short human reason for a failed decode."""
+    if isinstance(e, FileNotFoundError):
+        return "no such file"
+    if isinstance(e, IsADirectoryError):
+        return "is a directory, not an image"
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if isinstance(e, UnidentifiedImageError):
+        return "empty file" if path.stat().st_size == 0 else "not an image Pillow can read"
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        found = _BOMB_PIXELS.search(str(e))
+        pixels = found[1] if found else "too many"
+        return (f"image has {pixels} pixels, above the limit of {Image.MAX_IMAGE_PIXELS} "
+                f"(Pillow's decompression-bomb guard)")
+    message = " ".join(str(e).split())  # the reason must stay on one line
+    if isinstance(e, OSError) and re.search(r"truncated|broken data stream", message, re.IGNORECASE):
+        return "truncated image"
+    return f"cannot decode image ({type(e).__name__}: {message})"
+
+
+def save_image(array: np.ndarray, path: str | os.PathLike, quality: int = 95) -> None:
+    """Write uint8 H x W x 3 RGB to `path`, format by suffix, atomically (never a half-written file)."""
+    path = Path(path)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: cannot write {path.suffix or 'files without a suffix'!r}; "
+                         f"use one of {', '.join(sorted(_SAVE_FORMATS))}")
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"{path}: expected uint8 H x W x 3, got {array.dtype} {array.shape}")
+    image = Image.fromarray(array)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **_save_options(fmt, quality))  # tmp ends in .part: name the format
+
+
+def _save_options(fmt: str, quality: int) -> dict:
+    if fmt == "JPEG":
+        # 4:2:0 chroma subsampling smears the fine colour texture that stylised images are made of.
+        return {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
+    if fmt == "WEBP":
+        return {"quality": quality}
+    return {}
+
+
+def output_suffix(path: str | os.PathLike, fmt: str | None) -> str:
+    """The suffix an output gets: `fmt` when given, else the input's own if we can write it, else .png."""
+    if fmt:
+        suffix = "." + fmt.lower().lstrip(".")
+        if suffix not in _SAVE_FORMATS:
+            raise ValueError(f"unknown output format {fmt!r}; use one of jpg, png, webp")
+        return suffix
+    suffix = Path(path).suffix.lower()
+    return suffix if suffix in _SAVE_FORMATS else ".png"
+
+
+def pad_to_multiple(array: np.ndarray, multiple: int = 8) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad bottom and right so H and W divide by `multiple`; also return the original (h, w)."""
+    h, w = array.shape[:2]
+    padded = array
+    for axis, size in ((0, h), (1, w)):
+        pad = -size % multiple
+        if pad:
+            widths = [(0, 0)] * array.ndim
+            widths[axis] = (0, pad)
+            # Reflection hides the seam best, but needs more pixels than the pad to mirror.
+            padded = np.pad(padded, widths, mode="reflect" if pad < size else "edge")
+    return padded, (h, w)
+
+
+def crop_to(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The top-left h x w of `array`: undoes pad_to_multiple."""
+    h, w = size
+    return array[:h, :w]

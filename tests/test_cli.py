@@ -1,0 +1,155 @@
+"""`nst-fast run` end to end on a folder of awkward files, with small random-weight models so the
+test does not depend on the shipped weights (those are tested in test_bundled.py)."""
+import re
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from nst_fast.adain import Decoder
+from nst_fast.cli import main
+from nst_fast.models import save_model
+from nst_fast.transformer_net import TransformerNet
+
+
+@pytest.fixture(scope="module")
+def decoder_file(tmp_path_factory, vgg_weights):
+    path = tmp_path_factory.mktemp("models") / "decoder.safetensors"
+    torch.manual_seed(0)
+    save_model(path, Decoder(), {"method": "adain", "encoder_id": vgg_weights.encoder_id})
+    return path
+
+
+def write_tree(root):
+    """Good files of many kinds, plus broken ones; returns {relative output path: (w, h)} expected."""
+    rng = np.random.default_rng(0)
+    noise = lambda h, w, c=3: rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+    (root / "sub" / "deep").mkdir(parents=True)
+    Image.fromarray(noise(30, 41)).save(root / "a.jpg")
+    Image.fromarray(noise(25, 20, 4), "RGBA").save(root / "sub" / "b.png")
+    Image.fromarray(noise(17, 23)[..., 0], "L").save(root / "sub" / "grey.png")
+    Image.fromarray(noise(20, 20)).convert("CMYK").save(root / "sub" / "cmyk.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display: a 30 x 20 file shows as 20 x 30
+    Image.fromarray(noise(20, 30)).save(root / "sub" / "deep" / "rotated.jpg", exif=exif)
+    Image.fromarray(noise(12, 9)).save(root / "sub" / "deep" / "odd.bmp")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.txt").write_text("not an image, and not an image extension: ignored")
+    return {"a.jpg": (41, 30), "sub/b.png": (20, 25), "sub/grey.png": (23, 17), "sub/cmyk.jpg": (20, 20),
+            "sub/deep/rotated.jpg": (20, 30), "sub/deep/odd.png": (9, 12)}
+
+
+def outputs(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_run_folder_end_to_end(tmp_path, decoder_file):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    expected = write_tree(src)
+    style = tmp_path / "style.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(style)
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+
+    args = ["run", str(src), "--style", str(style), "--model", str(decoder_file), "-o", str(out), "--batch-size", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output  # some files failed
+    assert outputs(out) == sorted(expected)  # only complete outputs, no temporary files
+    for rel, size in expected.items():
+        with Image.open(out / rel) as im:
+            assert im.size == size, rel
+            assert im.mode == "RGB"
+    for bad, reason in [("broken.jpg", "not an image|cannot identify|truncated"), ("empty.png", "empty")]:
+        line = next(l for l in result.output.splitlines() if bad in l)
+        assert line.startswith("error: ") and str(src / bad) in line and re.search(reason, line), line
+    assert "6 done, 0 skipped, 2 failed" in result.output
+    assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before  # inputs untouched
+
+    # A rerun skips what is done and retries only what failed.
+    again = CliRunner().invoke(main, args)
+    assert "0 done, 6 skipped, 2 failed" in again.output, again.output
+
+
+def test_output_folder_inside_input_is_not_walked(tmp_path, decoder_file):
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(src / "x.png")
+    style = src / "x.png"
+    args = ["run", str(src), "--style", str(style), "--model", str(decoder_file), "-o", str(src / "out")]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0 and "0 done, 1 skipped, 0 failed" in second.output, second.output
+    assert outputs(src) == ["out/x.png", "x.png"]
+
+
+def test_same_folder_output_never_overwrites_inputs(tmp_path, decoder_file):
+    Image.fromarray(np.full((16, 16, 3), 50, np.uint8)).save(tmp_path / "x.png")
+    before = (tmp_path / "x.png").read_bytes()
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "x.png"), "--style", str(tmp_path / "x.png"),
+                                       "--model", str(decoder_file), "-o", str(tmp_path), "--overwrite"])
+    assert result.exit_code == 1 and "would overwrite the input" in result.output
+    assert (tmp_path / "x.png").read_bytes() == before
+
+
+def test_style_mixing_alpha_and_preserve_color_run(tmp_path, decoder_file):
+    rng = np.random.default_rng(2)
+    for name in ["p.png", "s1.png", "s2.png"]:
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(tmp_path / name)
+    common = ["--model", str(decoder_file), "--style", str(tmp_path / "s1.png"), "--style", str(tmp_path / "s2.png")]
+    for extra in [["--style-weight", "3", "--style-weight", "1"], ["--alpha", "0.5", "--preserve-color"]]:
+        out = tmp_path / f"out{len(extra)}"
+        result = CliRunner().invoke(main, ["run", str(tmp_path / "p.png"), *common, *extra, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert Image.open(out / "p.png").size == (32, 24)
+    bad = CliRunner().invoke(main, ["run", str(tmp_path / "p.png"), *common, "--style-weight", "1"])
+    assert bad.exit_code == 2 and "--style-weight" in bad.output
+
+
+def test_transformer_method_with_given_weights(tmp_path, vgg_weights):
+    model = tmp_path / "net.safetensors"
+    save_model(model, TransformerNet(), {"method": "transformer", "encoder_id": vgg_weights.encoder_id})
+    Image.fromarray(np.zeros((20, 28, 3), np.uint8)).save(tmp_path / "p.jpg")
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.jpg"), "-m", "transformer", "-s", "any",
+                                       "--model", str(model), "--alpha", "0.7", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "o" / "p.jpg").size == (28, 20)
+
+
+def test_clear_errors_for_bad_style_and_bad_weights(tmp_path, decoder_file):
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "p.png")
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.png"), "-s", "no_such_style",
+                                       "--model", str(decoder_file)])
+    assert result.exit_code == 2 and "no_such_style: no such style image or preset" in result.output
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.png"), "-s", str(tmp_path / "p.png"),
+                                       "--model", str(broken)])
+    assert result.exit_code == 2 and f"{broken}: not a readable safetensors file" in result.output
+
+
+def test_decoder_for_another_encoder_is_refused(tmp_path):
+    model = tmp_path / "other.safetensors"
+    save_model(model, Decoder(), {"method": "adain", "encoder_id": "vgg19-torchvision:0123456789abcdef"})
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "p.png")
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.png"), "-s", str(tmp_path / "p.png"),
+                                       "--model", str(model)])
+    assert result.exit_code == 2 and "trained against VGG encoder 'vgg19-torchvision" in result.output
+
+
+def test_gatys_command(tmp_path):
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(tmp_path / "c.png")
+    Image.fromarray(rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(tmp_path / "s.png")
+    result = CliRunner().invoke(main, ["gatys", str(tmp_path / "c.png"), str(tmp_path / "s.png"),
+                                       "-o", str(tmp_path / "g.png"), "--steps", "3"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "g.png").size == (40, 32)
+
+
+def test_info_names_weights_and_presets():
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "VGG weights:" in result.output and "style presets" in result.output
