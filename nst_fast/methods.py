@@ -120,7 +120,12 @@ class GatysRunner(Runner):
         out = []
         for photo in images:
             content = from_uint8(torch.from_numpy(np.ascontiguousarray(photo))[None]).to(self.device)
+            # Gram statistics depend on scale: give the style the photo's long side, so brush strokes
+            # are as large relative to the photo whatever the two files' sizes.
+            scale = max(photo.shape[:2]) / max(self.style.shape[-2:])
+            size = [max(1, round(d * scale)) for d in self.style.shape[-2:]]
+            style = torch.nn.functional.interpolate(self.style, size=size, mode="bilinear", antialias=True)
             with tqdm(total=self.config.steps, desc="gatys", unit="step", leave=False, disable=not self.progress) as bar:
-                result, _ = stylize(content, self.style, self.vgg, self.config, progress=lambda *a: bar.update(1))
+                result, _ = stylize(content, style, self.vgg, self.config, progress=lambda *a: bar.update(1))
             out.append(to_uint8(result).cpu().numpy()[0])
         return np.stack(out)

@@ -1,0 +1,49 @@
+"""The weights and presets the repository ships: they load, fit the encoder, and stylise real photos."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from nst_fast.cli import main
+from nst_fast.models import DEFAULT_DECODER, load_decoder
+from nst_fast.styles import PRESETS, load_preset, preset_names
+
+
+def test_presets_fit_the_encoder(vgg_weights):
+    names = preset_names()
+    assert {"starry_night", "the_scream", "great_wave"} <= set(names)
+    for name in names:
+        style = load_preset(PRESETS / f"{name}.safetensors", vgg_weights.encoder_id)
+        assert style.mean.shape == (1, 512) and (style.std > 0).all()
+
+
+def test_preset_equals_statistics_of_its_image(data_dir, vgg_weights):
+    """A preset is exactly what the style image gives at run time."""
+    from nst_fast.styles import resolve_style
+    from nst_fast.stylizers import StyleEncoder
+
+    encoder = StyleEncoder(vgg_weights.build("relu4_1"))
+    from_image = resolve_style(str(data_dir / "styles" / "starry_night.jpg"), encoder, vgg_weights.encoder_id)
+    preset = resolve_style("starry_night", encoder, vgg_weights.encoder_id)
+    np.testing.assert_allclose(preset.mean, from_image.mean, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(preset.std, from_image.std, rtol=1e-4, atol=1e-4)
+
+
+def test_bundled_decoder_loads(vgg_weights):
+    decoder, meta = load_decoder(None, vgg_weights.encoder_id)
+    assert meta["method"] == "adain" and int(meta["steps"]) > 0
+
+
+@pytest.mark.slow
+def test_demo_photos_with_a_preset(data_dir, tmp_path):
+    """The issue's acceptance run, at a smaller size to stay quick: every demo photo stylised."""
+    photos = data_dir / "photos"
+    result = CliRunner().invoke(main, ["run", str(photos), "--style", "starry_night", "--max-size", "256",
+                                       "-o", str(tmp_path), "--contact-sheet", str(tmp_path / "sheet.jpg")])
+    assert result.exit_code == 0, result.output
+    inputs = sorted(p.name for p in photos.glob("*.jpg"))
+    assert sorted(p.name for p in tmp_path.glob("*.jpg") if p.name != "sheet.jpg") == inputs
+    for name in inputs:
+        out = np.asarray(Image.open(tmp_path / name), dtype=np.float32)
+        assert max(out.shape[:2]) == 256 and out.std() > 10  # an image, not a flat field
+    assert (tmp_path / "sheet.jpg").stat().st_size > 10_000
