@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -50,19 +51,25 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
     """One job per input image. Folders are walked recursively and mirrored under `out`; the output
     folder itself is never walked. Existing outputs are 'skipped' unless `overwrite`."""
     out = out.resolve()
-    jobs, owners = [], {}
-    for root in paths:
-        for src, rel in _walk(root, out):
-            dst = out / rel.with_suffix(output_suffix(src, fmt))
-            job = Job(src, dst)
-            if dst.resolve() == src.resolve():
-                job.status, job.error = "failed", f"{src}: output would overwrite the input; choose another -o"
-            elif dst in owners:
-                job.status, job.error = "failed", f"{src}: output {dst} collides with that of {owners[dst]}"
-            elif dst.exists() and not overwrite:
-                job.status = "skipped"
-            owners.setdefault(dst, src)
-            jobs.append(job)
+    # With several folders, each gets its own subfolder so equal names in them do not collide.
+    found = [(src, Path(root.name) / rel if len(paths) > 1 and root.is_dir() else rel)
+             for root in paths for src, rel in _walk(root, out)]
+    inputs = {src.resolve() for src, _ in found}
+    jobs, owners, seen = [], {}, set()
+    for src, rel in found:
+        if src.resolve() in seen:  # the same file given twice is done once
+            continue
+        seen.add(src.resolve())
+        dst = out / rel.with_suffix(output_suffix(src, fmt))
+        job = Job(src, dst)
+        if dst.resolve() in inputs:  # e.g. -o the input folder, or --format png beside an input .png
+            job.status, job.error = "failed", f"{src}: output {dst} would overwrite an input; choose another -o"
+        elif dst in owners:
+            job.status, job.error = "failed", f"{src}: output {dst} collides with that of {owners[dst]}"
+        elif dst.exists() and not overwrite:
+            job.status = "skipped"
+        owners.setdefault(dst, src)
+        jobs.append(job)
     return jobs
 
 
@@ -95,17 +102,19 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
         quality: int = 95, workers: int = 2, progress: bool = True) -> Summary:
     summary = Summary(jobs)
     for job in jobs:
-        if job.status == "failed":  # refused while planning (collision, would overwrite the input)
+        if job.status == "failed":  # refused while planning (collision, would overwrite an input)
             print(f"error: {job.error}", file=sys.stderr)
     todo = [j for j in jobs if j.status == "pending"]
     start = time.perf_counter()
     # disable=None: a bar on a terminal, none in logs and pipes
     bar = tqdm(total=len(todo), unit="img", desc="stylising", disable=None if progress else True)
+    lock = threading.Lock()  # encoder threads report too
 
-    def fail(job: Job, error: Exception):
-        job.status, job.error = "failed", str(error)
-        bar.write(f"error: {error}", file=sys.stderr)
-        bar.update(1)
+    def fail(job: Job, error):
+        with lock:
+            job.status, job.error = "failed", " ".join(str(error).split())  # always one line
+            bar.write(f"error: {job.error}", file=sys.stderr)
+            bar.update(1)
 
     def decode(job: Job):
         try:
@@ -113,13 +122,20 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
         except ImageError as e:
             return job, e
 
+    # At most this many decoded or stylised images wait in memory, whatever the folder holds.
+    limit = 2 * workers * batch_size
+    writing = threading.BoundedSemaphore(limit)
+
     def write(job: Job, image: np.ndarray, t0: float):
         try:
             save_image(image, job.dst, quality)
-            job.status, job.seconds = "done", time.perf_counter() - t0
-            bar.update(1)
-        except (OSError, ValueError) as e:
-            fail(job, f"{job.dst}: cannot write ({e})")
+            with lock:
+                job.status, job.seconds = "done", time.perf_counter() - t0
+                bar.update(1)
+        except Exception as e:  # a job must end done or failed, never vanish
+            fail(job, f"{job.dst}: cannot write ({type(e).__name__}: {e})")
+        finally:
+            writing.release()
 
     buckets: dict[tuple, list] = defaultdict(list)
 
@@ -132,23 +148,30 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
                 fail(job, f"{job.src}: stylisation failed ({type(e).__name__}: {e})")
             return
         for (job, _, size, t0), out in zip(items, outputs):
+            writing.acquire()  # back-pressure: wait while the encoders are `limit` images behind
             encoders.submit(write, job, crop_to(out, size), t0)
 
     with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(workers) as encoders:
         runner.activate()
         try:
-            for job, image in bounded_map(decoders, decode, todo, ahead=2 * workers * batch_size):
+            for job, image in bounded_map(decoders, decode, todo, ahead=limit):
                 if isinstance(image, Exception):
                     fail(job, image)
                     continue
-                padded, size = pad_to_multiple(image, 8)
+                padded, size = pad_to_multiple(image)
                 buckets[padded.shape].append((job, padded, size, time.perf_counter()))
                 if len(buckets[padded.shape]) >= batch_size:
                     flush(padded.shape)
+                elif sum(map(len, buckets.values())) > limit:
+                    # many different sizes: run the fullest bucket as a partial batch
+                    flush(max(buckets, key=lambda k: len(buckets[k])))
             for shape in list(buckets):
                 flush(shape)
         finally:
             runner.close()
     bar.close()
+    for job in todo:
+        if job.status == "pending":  # interrupted before it was written
+            job.status, job.error = "failed", f"{job.src}: not finished"
     summary.wall = time.perf_counter() - start
     return summary

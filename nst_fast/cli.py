@@ -69,6 +69,17 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         raise click.UsageError(f"{len(style_weights)} --style-weight for {len(styles)} --style")
     if method != "adain" and len(styles) > 1:
         raise click.UsageError(f"--method {method} takes one --style")
+    if method == "gatys":
+        unused = [name for name, given in [("--alpha", alpha != 1.0), ("--preserve-color", preserve_color),
+                                           ("--fp16", fp16), ("--model", model)] if given]
+        if unused:
+            raise click.UsageError(f"--method gatys does not use {', '.join(unused)}")
+        if not Path(styles[0]).is_file():
+            raise click.UsageError(f"--method gatys needs a style image file, not {styles[0]!r}")
+    if contact_sheet:
+        from .images import check_output_path
+
+        check_output_path(contact_sheet)
     if method == "adain":
         runner = methods.adain_runner(list(styles), list(style_weights) or None, alpha, preserve_color,
                                       model, vgg, device, fp16)
@@ -91,7 +102,7 @@ def write_contact_sheet(jobs, path: Path, limit: int = 24) -> None:
     from .images import load_image
     from .sheet import contact_sheet
 
-    pairs = [(j.src, j.dst) for j in jobs if j.dst.exists()][:limit]
+    pairs = [(j.src, j.dst) for j in jobs if j.status in ("done", "skipped")][:limit]
     rows = [[load_image(src, 512), load_image(dst, 512)] for src, dst in pairs]
     if rows:
         contact_sheet(rows, path, labels=[src.name for src, _ in pairs], column_titles=["input", "output"])
@@ -119,18 +130,22 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
     import time
 
     from .gatys import GatysConfig
-    from .images import load_image, save_image
+    from .images import check_output_path, crop_to, load_image, pad_to_multiple, save_image
     from .methods import GatysRunner
 
+    check_output_path(output)  # before minutes of work, not after
+    if output.resolve() in (content.resolve(), style.resolve()):
+        raise click.UsageError(f"-o {output} would overwrite an input")
     overrides = {k: v for k, v in dict(style_weight=style_weight, content_weight=content_weight,
                                          tv_weight=tv_weight).items() if v is not None}
     config = dataclasses.replace(GatysConfig(steps=steps, optimizer=optimizer, init=init, seed=seed), **overrides)
 
     photo = load_image(content, max_size)
+    padded, size = pad_to_multiple(photo, multiple=1)  # only tiny images need it (16 px minimum)
     start = time.perf_counter()
     with GatysRunner(str(style), config, vgg, device) as runner:
-        result = runner.infer(photo[None])[0]
-    save_image(result, output)
+        result = runner.infer(padded[None])[0]
+    save_image(crop_to(result, size), output)
     click.echo(f"{output}: {photo.shape[1]}x{photo.shape[0]}, {steps} {optimizer} steps in "
                f"{time.perf_counter() - start:.1f} s")
 
@@ -173,16 +188,24 @@ def train():
     """Train the AdaIN decoder or a per-style transformer network."""
 
 
+def _adain_default(name):
+    from dataclasses import fields
+
+    from training.config import AdaINConfig
+
+    return next(f.default for f in fields(AdaINConfig) if f.name == name)
+
+
 @train.command("adain")
 @click.option("--content", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--style", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", default="runs/adain", show_default=True, type=click.Path(file_okay=False))
-@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--crop", type=click.IntRange(32), default=128, show_default=True)
-@click.option("--lr", type=float, default=5e-4, show_default=True)
-@click.option("--style-weight", type=float, default=1.0, show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=_adain_default("steps"), show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=_adain_default("batch_size"), show_default=True)
+@click.option("--crop", type=click.IntRange(32), default=_adain_default("crop"), show_default=True)
+@click.option("--lr", type=float, default=_adain_default("lr"), show_default=True)
+@click.option("--style-weight", type=float, default=_adain_default("style_weight"), show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=_adain_default("checkpoint_every"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--vgg", type=click.Path(dir_okay=False))
@@ -190,7 +213,8 @@ def train():
 def train_adain(content, style, output, steps, batch_size, crop, lr, style_weight, checkpoint_every, seed,
                 device, vgg, fresh):
     """Train the AdaIN decoder on folders of photos and paintings (resumes by default)."""
-    from training.train_adain import AdaINConfig, train as run_training
+    from training.config import AdaINConfig
+    from training.train_adain import train as run_training
 
     cfg = AdaINConfig(content, style, output, steps, batch_size, crop, lr, style_weight=style_weight,
                       checkpoint_every=checkpoint_every, seed=seed, device=device, vgg=vgg)

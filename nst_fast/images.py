@@ -118,6 +118,13 @@ def save_image(array: np.ndarray, path: str | os.PathLike, quality: int = 95) ->
         image.save(tmp, format=fmt, **_save_options(fmt, quality))  # tmp ends in .part: name the format
 
 
+def check_output_path(path: str | os.PathLike) -> None:
+    """Refuse an output name we cannot write before any work is done for it."""
+    if Path(path).suffix.lower() not in _SAVE_FORMATS:
+        raise ImageError(f"{path}: cannot write {Path(path).suffix or 'files without a suffix'!r}; "
+                         f"use one of {', '.join(sorted(_SAVE_FORMATS))}")
+
+
 def _save_options(fmt: str, quality: int) -> dict:
     if fmt == "JPEG":
         # 4:2:0 chroma subsampling smears the fine colour texture that stylised images are made of.
@@ -138,12 +145,18 @@ def output_suffix(path: str | os.PathLike, fmt: str | None) -> str:
     return suffix if suffix in _SAVE_FORMATS else ".png"
 
 
-def pad_to_multiple(array: np.ndarray, multiple: int = 8) -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad bottom and right so H and W divide by `multiple`; also return the original (h, w)."""
+# The networks downsample 8x (AdaIN, to relu4_1) and their reflection padding needs at least 2
+# pixels there, so nothing smaller than 16 px goes in; Gatys (relu5_1, 16x) is fine at 16 too.
+MIN_SIDE = 16
+
+
+def pad_to_multiple(array: np.ndarray, multiple: int = 8, minimum: int = MIN_SIDE) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad bottom and right so H and W divide by `multiple` and are at least `minimum`; also return
+    the original (h, w)."""
     h, w = array.shape[:2]
     padded = array
     for axis, size in ((0, h), (1, w)):
-        pad = -size % multiple
+        pad = max(-size % multiple, minimum - size)
         if pad:
             widths = [(0, 0)] * array.ndim
             widths[axis] = (0, pad)

@@ -86,7 +86,7 @@ def transformer_path(style: str, model: str | None) -> Path:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in TRANSFORMERS.glob("*.safetensors"))) or "none yet"
         raise NSTError(f"no transformer network for style {style!r} (bundled: {known}); "
-                       "pass --model FILE or train one with `nst-fast train transformer`")
+                       "pass one with --model FILE")
     return path
 
 

@@ -29,7 +29,8 @@ def save_model(path: str | Path, model: torch.nn.Module, metadata: dict, dtype=t
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+        hint = "; reinstall nst-fast (the file ships with it)" if path == DEFAULT_DECODER else ""
+        raise WeightsError(f"{path}: weights file not found{hint}")
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}

@@ -35,9 +35,9 @@ def preset_names() -> list[str]:
 
 def fit_style_image(image: np.ndarray) -> np.ndarray:
     """Scale so the long side is STYLE_SIZE (up or down): statistics depend on scale."""
-    h, w = image.shape[:2]
-    scale = STYLE_SIZE / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    from .images import fit_size
+
+    size = fit_size((image.shape[1], image.shape[0]), STYLE_SIZE)
     return np.array(Image.fromarray(image).resize(size, Image.LANCZOS))
 
 

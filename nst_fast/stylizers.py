@@ -31,7 +31,7 @@ class StyleEncoder(nn.Module):
         self.encoder = encoder
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        dtype = self.encoder.convs["conv1_1"].weight.dtype
+        dtype = next(self.parameters()).dtype
         feat = self.encoder(from_uint8(images, dtype), ["relu4_1"])["relu4_1"]
         mean, std = mean_std(feat)
         return mean.flatten(1), std.flatten(1)
@@ -45,7 +45,7 @@ class AdaINStylizer(nn.Module):
         self.encoder, self.decoder = encoder, decoder
 
     def forward(self, images, style_mean, style_std, alpha):
-        dtype = self.decoder.layers[0][1].weight.dtype
+        dtype = next(self.parameters()).dtype
         content = self.encoder(from_uint8(images, dtype), ["relu4_1"])["relu4_1"]
         target = adain(content, style_mean[:, :, None, None], style_std[:, :, None, None])
         alpha = alpha.to(dtype)
@@ -60,5 +60,5 @@ class TransformerStylizer(nn.Module):
         self.net = net
 
     def forward(self, images):
-        dtype = self.net.layers[0][1].weight.dtype
+        dtype = next(self.parameters()).dtype
         return to_uint8(self.net(from_uint8(images, dtype)))

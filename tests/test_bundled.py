@@ -34,6 +34,31 @@ def test_bundled_decoder_loads(vgg_weights):
     assert meta["method"] == "adain" and int(meta["steps"]) > 0
 
 
+def test_bundled_decoder_moves_photos_towards_the_style(data_dir, vgg_weights):
+    """Measured, not eyeballed: the output's relu4_1 statistics are closer to the style's than the
+    photo's are, and --preserve-color keeps the photo's mean colour closer than plain stylisation."""
+    import torch
+
+    from nst_fast.images import load_image, pad_to_multiple
+    from nst_fast.methods import adain_runner
+    from nst_fast.stylizers import StyleEncoder
+
+    encoder = StyleEncoder(vgg_weights.build("relu4_1"))
+    style = load_preset(PRESETS / "starry_night.safetensors", vgg_weights.encoder_id)
+    distance = lambda images: float(sum((a - b).pow(2).mean() for a, b in zip(encoder(torch.from_numpy(images)),
+                                                                            (style.mean, style.std))))
+    photo, _ = pad_to_multiple(load_image(data_dir / "photos" / "golden_gate.jpg", 256))
+    with adain_runner(["starry_night"], device="cpu") as runner:
+        plain = runner.infer(photo[None])
+    with adain_runner(["starry_night"], preserve_color=True, device="cpu") as runner:
+        kept = runner.infer(photo[None])
+    with torch.no_grad():
+        assert distance(plain) < 0.5 * distance(photo[None])
+    # colour without brightness: each pixel minus its grey level, averaged
+    chroma = lambda images: (lambda px: (px - px.mean(1, keepdims=True)).mean(0))(images.reshape(-1, 3).astype(float))
+    assert np.abs(chroma(kept) - chroma(photo)).sum() < 0.5 * np.abs(chroma(plain) - chroma(photo)).sum()
+
+
 @pytest.mark.slow
 def test_demo_photos_with_a_preset(data_dir, tmp_path):
     """The issue's acceptance run, at a smaller size to stay quick: every demo photo stylised."""

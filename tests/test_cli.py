@@ -18,7 +18,11 @@ from nst_fast.transformer_net import TransformerNet
 def decoder_file(tmp_path_factory, vgg_weights):
     path = tmp_path_factory.mktemp("models") / "decoder.safetensors"
     torch.manual_seed(0)
-    save_model(path, Decoder(), {"method": "adain", "encoder_id": vgg_weights.encoder_id})
+    decoder = Decoder()
+    with torch.no_grad():  # random weights decode to near black; centre and spread the output
+        decoder.layers[-1].bias.fill_(0.5)
+        decoder.layers[-1].weight.mul_(20)
+    save_model(path, decoder, {"method": "adain", "encoder_id": vgg_weights.encoder_id})
     return path
 
 
@@ -90,21 +94,75 @@ def test_same_folder_output_never_overwrites_inputs(tmp_path, decoder_file):
     before = (tmp_path / "x.png").read_bytes()
     result = CliRunner().invoke(main, ["run", str(tmp_path / "x.png"), "--style", str(tmp_path / "x.png"),
                                        "--model", str(decoder_file), "-o", str(tmp_path), "--overwrite"])
-    assert result.exit_code == 1 and "would overwrite the input" in result.output
+    assert result.exit_code == 1 and "would overwrite an input" in result.output
     assert (tmp_path / "x.png").read_bytes() == before
 
 
-def test_style_mixing_alpha_and_preserve_color_run(tmp_path, decoder_file):
+def test_output_never_replaces_another_input(tmp_path, decoder_file):
+    """x.bmp would become x.png, and --format png would turn y.jpg into the input y.png."""
+    for name in ["x.bmp", "x.png", "y.jpg", "y.png"]:
+        Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(tmp_path / name)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--style", str(tmp_path / "x.png"), "--format", "png",
+                                       "--model", str(decoder_file), "-o", str(tmp_path), "--overwrite"])
+    assert result.exit_code == 1 and result.output.count("would overwrite an input") == 4, result.output
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_tiny_and_thin_images(tmp_path, decoder_file):
+    sizes = {"dot.png": (1, 1), "line.png": (40, 1), "small.png": (5, 5), "thin.png": (300, 9)}
+    for name, (w, h) in sizes.items():
+        Image.fromarray(np.full((h, w, 3), 200, np.uint8)).save(tmp_path / name)
+    result = CliRunner().invoke(main, ["run", *[str(tmp_path / n) for n in sizes], "--style", str(tmp_path / "thin.png"),
+                                       "--model", str(decoder_file), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    for name, size in sizes.items():
+        assert Image.open(tmp_path / "out" / name).size == size
+
+
+def test_several_folders_with_equal_names_are_kept_apart(tmp_path, decoder_file):
+    for folder in ["a", "b"]:
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((16, 16, 3), 10, np.uint8)).save(tmp_path / folder / "same.png")
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "a"),
+                                       "--style", str(tmp_path / "a" / "same.png"), "--model", str(decoder_file),
+                                       "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert outputs(tmp_path / "out") == ["a/same.png", "b/same.png"]
+
+
+def run_png(tmp_path, decoder_file, name, *extra):
+    out = tmp_path / name
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.png"), "--model", str(decoder_file), *extra,
+                                       "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return np.asarray(Image.open(out / "p.png"), dtype=np.int16)
+
+
+def test_style_weights_alpha_and_preserve_color_take_effect(tmp_path, decoder_file):
     rng = np.random.default_rng(2)
-    for name in ["p.png", "s1.png", "s2.png"]:
-        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(tmp_path / name)
-    common = ["--model", str(decoder_file), "--style", str(tmp_path / "s1.png"), "--style", str(tmp_path / "s2.png")]
-    for extra in [["--style-weight", "3", "--style-weight", "1"], ["--alpha", "0.5", "--preserve-color"]]:
-        out = tmp_path / f"out{len(extra)}"
-        result = CliRunner().invoke(main, ["run", str(tmp_path / "p.png"), *common, *extra, "-o", str(out)])
-        assert result.exit_code == 0, result.output
-        assert Image.open(out / "p.png").size == (32, 24)
-    bad = CliRunner().invoke(main, ["run", str(tmp_path / "p.png"), *common, "--style-weight", "1"])
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(tmp_path / "s1.png")
+    Image.fromarray((rng.random((24, 32, 3)) * [255, 40, 40]).astype(np.uint8)).save(tmp_path / "s2.png")  # red
+    s1, s2 = ["--style", str(tmp_path / "s1.png")], ["--style", str(tmp_path / "s2.png")]
+
+    only1 = run_png(tmp_path, decoder_file, "only1", *s1)
+    weighted = run_png(tmp_path, decoder_file, "w10", *s1, *s2, "--style-weight", "1", "--style-weight", "0")
+    mixed = run_png(tmp_path, decoder_file, "mix", *s1, *s2)
+    assert np.abs(weighted - only1).max() <= 1  # weight 0 removes a style
+    assert np.abs(mixed - only1).mean() > 2  # and weight > 0 brings it in
+
+    content_only = run_png(tmp_path, decoder_file, "a0", *s2, "--alpha", "0")
+    other_style = run_png(tmp_path, decoder_file, "a0b", *s1, "--alpha", "0")
+    assert np.abs(content_only - other_style).max() <= 1  # alpha 0: the style plays no part
+    half = run_png(tmp_path, decoder_file, "a5", *s2, "--alpha", "0.5")
+    full = run_png(tmp_path, decoder_file, "a1", *s2)
+    assert 0 < np.abs(half - content_only).mean() < np.abs(full - content_only).mean()
+
+    # a random decoder cannot show colour; test_bundled checks --preserve-color with the real one
+    assert np.abs(run_png(tmp_path, decoder_file, "pc", *s2, "--preserve-color") - full).mean() > 1
+
+    bad = CliRunner().invoke(main, ["run", str(tmp_path / "p.png"), *s1, *s2, "--style-weight", "1"])
     assert bad.exit_code == 2 and "--style-weight" in bad.output
 
 

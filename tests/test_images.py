@@ -173,13 +173,14 @@ def test_pad_crop_round_trip(h, w):
     padded, size = pad_to_multiple(image, 8)
     assert size == (h, w)
     assert padded.shape[0] % 8 == 0 and padded.shape[1] % 8 == 0 and padded.shape[2] == 3
-    assert padded.shape[0] - h < 8 and padded.shape[1] - w < 8
+    # no more than needed: the next multiple of 8, or the 16 px minimum the networks need
+    assert padded.shape[0] == max(16, -(-h // 8) * 8) and padded.shape[1] == max(16, -(-w // 8) * 8)
     assert np.array_equal(crop_to(padded, size), image)
 
 
 def test_pad_reflects_and_falls_back_to_edge():
     image = np.arange(7 * 1).reshape(7, 1).astype(np.uint8)
-    padded, _ = pad_to_multiple(image, 8)
+    padded, _ = pad_to_multiple(image, 8, minimum=1)
     assert padded.shape == (8, 8)
     assert padded[7, 0] == image[5, 0]  # reflection mirrors about the last row
     assert (padded == padded[:, :1]).all()  # one column is too narrow to mirror: repeat it

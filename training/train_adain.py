@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -21,30 +21,20 @@ from nst_fast.adain import Decoder, adain, mean_std
 from nst_fast.losses import mean_std_loss
 from nst_fast.models import save_model
 from nst_fast.weights import vgg_weights
+from training.config import AdaINConfig
 from training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from training.data import ImageFolder
 
 STYLE_TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 
 
-@dataclass
-class AdaINConfig:
-    content: str
-    style: str
-    out: str = "runs/adain"
-    steps: int = 2000
-    batch_size: int = 8
-    crop: int = 128
-    lr: float = 5e-4
-    lr_decay: float = 5e-5
-    style_weight: float = 2.0
-    content_weight: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 100
-    keep: int = 3
-    device: str = "cpu"
-    vgg: str | None = None
-    threads: int | None = None
+def open_log(path: Path, start: int):
+    """The JSONL log for appending, without records past `start` (left by a run killed after its
+    last checkpoint), so a resumed run's log has each step once."""
+    if path.exists():
+        keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
+        path.write_text("".join(line + "\n" for line in keep))
+    return open(path, "a")
 
 
 def train(cfg: AdaINConfig, resume: bool = True) -> Path:
@@ -73,8 +63,8 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
     prefetch = ThreadPoolExecutor(1)  # decode the next batch while this one trains
     pending = prefetch.submit(load, start)
 
-    log = open(out / "log.jsonl", "a")
-    step = start
+    log = open_log(out / "log.jsonl", start)
+    done = start  # steps whose optimiser update has been applied
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="adain", unit="step")
     try:
         for step in bar:
@@ -96,6 +86,7 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
             loss.backward()
             optimizer.step()
             scheduler.step()
+            done = step + 1
 
             dt = time.perf_counter() - t0
             record = {"step": step + 1, "loss": loss.item(), "content": loss_content.item(),
@@ -104,16 +95,15 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
             log.write(json.dumps(record) + "\n")
             log.flush()
             bar.set_postfix(content=f"{record['content']:.2f}", style=f"{record['style']:.2f}")
-            if (step + 1) % cfg.checkpoint_every == 0:
-                save_checkpoint(out / "checkpoints", step + 1, decoder, optimizer, scheduler, asdict(cfg), cfg.keep)
-        step = cfg.steps
+            if done % cfg.checkpoint_every == 0:
+                save_checkpoint(out / "checkpoints", done, decoder, optimizer, scheduler, asdict(cfg), cfg.keep)
     finally:  # Ctrl-C or a crash still leaves the last finished step on disk
-        if step > start:
-            save_checkpoint(out / "checkpoints", step, decoder, optimizer, scheduler, asdict(cfg), cfg.keep)
+        if done > start and done % cfg.checkpoint_every:
+            save_checkpoint(out / "checkpoints", done, decoder, optimizer, scheduler, asdict(cfg), cfg.keep)
         log.close()
         prefetch.shutdown(wait=False, cancel_futures=True)
 
     final = out / "adain_decoder.safetensors"
-    save_model(final, decoder, {"method": "adain", "encoder_id": weights.encoder_id, "steps": step,
+    save_model(final, decoder, {"method": "adain", "encoder_id": weights.encoder_id, "steps": done,
                                 "recipe": asdict(cfg)})
     return final

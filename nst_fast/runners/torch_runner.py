@@ -6,6 +6,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import NSTError
 from .base import Runner
 
 
@@ -13,7 +14,8 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {device}: this torch build sees no CUDA device")
+        raise NSTError(f"--device {device}: this torch build sees no CUDA device (torch {torch.__version__}); "
+                       "use --device cpu or install a CUDA build of torch")
     return torch.device(device)
 
 
