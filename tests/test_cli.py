@@ -207,6 +207,18 @@ def test_gatys_command(tmp_path):
     assert Image.open(tmp_path / "g.png").size == (40, 32)
 
 
+def test_samples_and_presets_commands(tmp_path, vgg_weights):
+    result = CliRunner().invoke(main, ["samples", str(tmp_path / "photos")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "photos").glob("*.png"))) == 5
+    result = CliRunner().invoke(main, ["presets", str(tmp_path / "photos"), "-o", str(tmp_path / "presets")])
+    assert result.exit_code == 0, result.output
+    from nst_fast.styles import load_preset
+
+    preset = load_preset(tmp_path / "presets" / "coffee.safetensors", vgg_weights.encoder_id)
+    assert preset.mean.shape == (1, 512)
+
+
 def test_info_names_weights_and_presets():
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0, result.output
