@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The project's shared images lie beside the checkout (../shared/data); NST_FAST_DATA points elsewhere.
+DATA = Path(os.environ.get("NST_FAST_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
