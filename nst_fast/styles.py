@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import NSTError, WeightsError
@@ -56,16 +55,13 @@ def save_preset(path: Path, style: Style, encoder_id: str, source: str) -> None:
 
 
 def load_preset(path: Path, encoder_id: str) -> Style:
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-            mean, std = f.get_tensor("mean").float(), f.get_tensor("std").float()
-    except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{path}: not a readable style preset ({e})") from None
-    if meta.get("encoder_id") != encoder_id:
-        raise WeightsError(f"{path}: computed with VGG encoder {meta.get('encoder_id')!r}, but the loaded "
-                           f"encoder is {encoder_id!r}; pass the style as an image instead")
-    return Style(meta.get("name", path.stem), mean, std)
+    from .models import check_encoder, read_weights
+
+    state, meta = read_weights(path)
+    check_encoder(path, meta, encoder_id)
+    if set(state) != {"mean", "std"}:
+        raise WeightsError(f"{path}: not a style preset (holds {sorted(state)})")
+    return Style(meta.get("name", path.stem), state["mean"], state["std"])
 
 
 def resolve_style(spec: str, style_encoder, encoder_id: str, device="cpu") -> Style:

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nst_fast.cli import main
-from nst_fast.models import DEFAULT_DECODER, load_decoder
+from nst_fast.models import load_decoder
 from nst_fast.styles import PRESETS, load_preset, preset_names
 
 
