@@ -54,12 +54,13 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
     # With several folders, each gets its own subfolder so equal names in them do not collide.
     found = [(src, Path(root.name) / rel if len(paths) > 1 and root.is_dir() else rel)
              for root in paths for src, rel in _walk(root, out)]
-    inputs = {src.resolve() for src, _ in found}
+    resolved = [src.resolve() for src, _ in found]
+    inputs = set(resolved)
     jobs, owners, seen = [], {}, set()
-    for src, rel in found:
-        if src.resolve() in seen:  # the same file given twice is done once
+    for (src, rel), real in zip(found, resolved):
+        if real in seen:  # the same file given twice is done once
             continue
-        seen.add(src.resolve())
+        seen.add(real)
         dst = out / rel.with_suffix(output_suffix(src, fmt))
         job = Job(src, dst)
         if dst.resolve() in inputs:  # e.g. -o the input folder, or --format png beside an input .png
@@ -170,8 +171,5 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
         finally:
             runner.close()
     bar.close()
-    for job in todo:
-        if job.status == "pending":  # interrupted before it was written
-            job.status, job.error = "failed", f"{job.src}: not finished"
     summary.wall = time.perf_counter() - start
     return summary

@@ -130,7 +130,7 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
     import time
 
     from .gatys import GatysConfig
-    from .images import check_output_path, crop_to, load_image, pad_to_multiple, save_image
+    from .images import check_output_path, load_image, save_image
     from .methods import GatysRunner
 
     check_output_path(output)  # before minutes of work, not after
@@ -141,11 +141,10 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
     config = dataclasses.replace(GatysConfig(steps=steps, optimizer=optimizer, init=init, seed=seed), **overrides)
 
     photo = load_image(content, max_size)
-    padded, size = pad_to_multiple(photo, multiple=1)  # only tiny images need it (16 px minimum)
     start = time.perf_counter()
     with GatysRunner(str(style), config, vgg, device) as runner:
-        result = runner.infer(padded[None])[0]
-    save_image(crop_to(result, size), output)
+        result = runner.stylize(photo)
+    save_image(result, output)
     click.echo(f"{output}: {photo.shape[1]}x{photo.shape[0]}, {steps} {optimizer} steps in "
                f"{time.perf_counter() - start:.1f} s")
 

@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 from .errors import NSTError, WeightsError
 from .fileio import atomic_path
+from .images import fit_size, load_image
 
 PRESETS = Path(__file__).parent / "assets" / "styles"
 STYLE_SIZE = 512
@@ -34,8 +35,6 @@ def preset_names() -> list[str]:
 
 def fit_style_image(image: np.ndarray) -> np.ndarray:
     """Scale so the long side is STYLE_SIZE (up or down): statistics depend on scale."""
-    from .images import fit_size
-
     size = fit_size((image.shape[1], image.shape[0]), STYLE_SIZE)
     return np.array(Image.fromarray(image).resize(size, Image.LANCZOS))
 
@@ -66,8 +65,6 @@ def load_preset(path: Path, encoder_id: str) -> Style:
 
 def resolve_style(spec: str, style_encoder, encoder_id: str, device="cpu") -> Style:
     """`spec` is an image path or a preset name (see `nst-fast info`)."""
-    from .images import load_image
-
     path = Path(spec)
     if path.is_file():
         image = fit_style_image(load_image(path))

@@ -22,7 +22,7 @@ SHEET_STYLES = ("starry_night", "the_scream", "great_wave")
 
 def eval_sheet(weights: Path, photos: list[Path], out: Path, styles=SHEET_STYLES, size: int = 384) -> None:
     """Rows of held-out photos: the input, then the output for each style preset."""
-    from nst_fast.images import load_image, pad_to_multiple, crop_to
+    from nst_fast.images import load_image
     from nst_fast.methods import adain_runner
     from nst_fast.sheet import contact_sheet
 
@@ -31,8 +31,7 @@ def eval_sheet(weights: Path, photos: list[Path], out: Path, styles=SHEET_STYLES
     for style in styles:
         with adain_runner([style], decoder=str(weights), device="cpu") as runner:
             for row, im in zip(rows, images):
-                padded, hw = pad_to_multiple(im)
-                row.append(crop_to(runner.infer(padded[None])[0], hw))
+                row.append(runner.stylize(im))
     contact_sheet(rows, out, labels=[p.name for p in photos], column_titles=["photo", *styles])
 
 

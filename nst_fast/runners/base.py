@@ -20,6 +20,13 @@ class Runner(ABC):
     def close(self) -> None:
         """Free what `activate` took."""
 
+    def stylize(self, image: np.ndarray) -> np.ndarray:
+        """One uint8 H x W x 3 image of any size: padded to what the graph needs, then cropped back."""
+        from ..images import crop_to, pad_to_multiple
+
+        padded, size = pad_to_multiple(image)
+        return crop_to(self.infer(padded[None])[0], size)
+
     def __enter__(self):
         self.activate()
         return self
