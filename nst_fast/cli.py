@@ -10,6 +10,7 @@ import click
 from .errors import NSTError
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
+BACKENDS = ["auto", "tensorrt", "onnxruntime", "torch"]
 
 
 class Group(click.Group):
@@ -43,8 +44,13 @@ def main():
 @click.option("--max-size", type=click.IntRange(16), default=1024, show_default=True,
               help="Downscale so the long side is at most this many pixels (never upscales).")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="Engine: auto takes TensorRT, then onnxruntime (CUDA), torch (CUDA), onnxruntime (CPU), torch (CPU).")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
-@click.option("--fp16", is_flag=True, help="Half precision (CUDA); statistics stay in FP32.")
+@click.option("--fp16/--fp32", "half", default=None,
+              help="Precision (default: FP16 on a GPU, FP32 on the CPU); statistics stay in FP32.")
+@click.option("--graphs", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder written by `nst-fast export` (default: export into the cache on first use).")
 @click.option("--format", "fmt", type=click.Choice(["jpg", "png", "webp"]), help="Output format (default: the input's).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
@@ -56,14 +62,14 @@ def main():
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
               show_default=True)
-def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, batch_size, device, fp16, fmt,
-        quality, overwrite, model, vgg, steps, workers, contact_sheet, quiet, output):
+def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, batch_size, backend, device, half,
+        graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, quiet, output):
     """Stylise image files and folders (recursively) into OUTPUT, mirroring the folder tree.
 
     Existing outputs are skipped, so a rerun finishes an interrupted run. Exit status: 0 all done,
     1 some files failed, 2 usage error.
     """
-    from . import batch, methods
+    from . import backends, batch, methods
 
     if style_weights and len(style_weights) != len(styles):
         raise click.UsageError(f"{len(style_weights)} --style-weight for {len(styles)} --style")
@@ -71,7 +77,8 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         raise click.UsageError(f"--method {method} takes one --style")
     if method == "gatys":
         unused = [name for name, given in [("--alpha", alpha != 1.0), ("--preserve-color", preserve_color),
-                                           ("--fp16", fp16), ("--model", model)] if given]
+                                           ("--fp16", half), ("--model", model), ("--graphs", graphs),
+                                           ("--backend", backend not in ("auto", "torch"))] if given]
         if unused:
             raise click.UsageError(f"--method gatys does not use {', '.join(unused)}")
         if not Path(styles[0]).is_file():
@@ -80,11 +87,17 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         from .images import check_output_path
 
         check_output_path(contact_sheet)
+    if method != "gatys":
+        engine, passed_over = backends.choose(backend, device, half)
+        if not quiet:
+            click.echo(f"backend: {engine}" + (f" (passed over: {'; '.join(passed_over)})" if passed_over else ""),
+                       err=True)
+        locate = graph_locator(graphs, batch_size, max_size, engine.kind == "tensorrt") if engine.needs_onnx else None
     if method == "adain":
         runner = methods.adain_runner(list(styles), list(style_weights) or None, alpha, preserve_color,
-                                      model, vgg, device, fp16)
+                                      model, vgg, engine, locate)
     elif method == "transformer":
-        runner = methods.transformer_runner(styles[0], model, alpha, preserve_color, device, fp16)
+        runner = methods.transformer_runner(styles[0], model, alpha, preserve_color, engine, locate)
     else:
         from .gatys import GatysConfig
 
@@ -96,6 +109,18 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
     if contact_sheet:
         write_contact_sheet(summary.jobs, contact_sheet)
     sys.exit(1 if summary.count("failed") else 0)
+
+
+def graph_locator(graphs: Path | None, batch_size: int, max_size: int, tensorrt: bool):
+    """Exported graphs (and TensorRT engines with a profile that fits this run's batches)."""
+    from export.cache import graph_locator as locate
+
+    if not tensorrt:
+        return locate(graphs)
+    from export.engine import Profile
+
+    side = -(-max_size // 8) * 8
+    return locate(graphs, Profile(min=(1, 16, 16), opt=(batch_size, side, side), max=(batch_size, side, side)))
 
 
 def write_contact_sheet(jobs, path: Path, limit: int = 24) -> None:
@@ -149,6 +174,96 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
                f"{time.perf_counter() - start:.1f} s")
 
 
+@main.command("export")
+@click.option("--method", "-m", "methods_", type=click.Choice(["adain", "transformer"]), multiple=True,
+              help="What to export (repeatable; default: AdaIN and every bundled transformer).")
+@click.option("--style", "-s", "styles", multiple=True, help="Transformer style(s) to export (default: all bundled).")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False),
+              help="Weights file: an AdaIN decoder, or a transformer (with --method transformer).")
+@click.option("--vgg", type=click.Path(dir_okay=False))
+@click.option("--fp16", is_flag=True, help="Also write FP16 graphs (FP32 statistics inside), validated for accuracy.")
+@click.option("--engine", is_flag=True, help="Also build TensorRT engines (needs tensorrt and a GPU).")
+@click.option("--min-shape", default="1x256x256", show_default=True, help="Engine profile minimum, NxHxW.")
+@click.option("--opt-shape", default="4x512x512", show_default=True, help="Engine profile optimum, NxHxW.")
+@click.option("--max-shape", default="8x1024x1024", show_default=True, help="Engine profile maximum, NxHxW.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Real photos to validate on (default: scikit-image's sample photos); synthetic extremes are always added.")
+@click.option("--limit", type=click.IntRange(1), help="Validate on at most this many photos from --images.")
+@click.option("--sizes", help="Shapes (HxW, multiples of 8) to validate at, comma-separated "
+              "(default: 16x40,136x64,200x328,512x512,96x1024).")
+@click.option("--uhd/--no-uhd", default=True, show_default=True, help="Also validate at 3840x2160.")
+@click.option("--threads", type=click.IntRange(1), help="onnxruntime threads (default: all cores).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("exported"),
+              show_default=True)
+def export_(methods_, styles, model, vgg, fp16, engine, min_shape, opt_shape, max_shape, images, limit, sizes, uhd,
+            threads, output):
+    """Export ONNX graphs (FP32, and FP16 with --fp16), validate them against torch on real photos at
+    many shapes, optionally build TensorRT engines, and write OUTPUT/manifest.json.
+
+    A graph that disagrees with torch is not written and the command exits 1.
+    """
+    from export import pipeline, validate
+    from export.engine import Profile, parse_shape
+
+    from .graphs import adain_graphs, bundled_transformers, transformer_graph
+
+    profile = None
+    if engine:
+        try:
+            profile = Profile(parse_shape(min_shape), parse_shape(opt_shape), parse_shape(max_shape))
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+    methods_ = methods_ or ("adain", "transformer")
+    graphs = []
+    if "adain" in methods_:
+        graphs += adain_graphs(model if methods_ == ("adain",) else None, vgg)
+    if "transformer" in methods_:
+        if model and methods_ == ("transformer",):
+            graphs.append(transformer_graph(model=model))
+        else:
+            graphs += [transformer_graph(style) for style in styles or bundled_transformers()]
+    photos = validate.folder_images(images, limit) if images else sample_photos()
+    plan = pipeline.Plan(photos + validate.extreme_images(), parse_sizes(sizes) if sizes else validate.SIZES,
+                         uhd=uhd, threads=threads)
+    style_encoder = next((g for g in graphs if g.kind == "style_encoder"), None)
+    entries = []
+    for graph in graphs:
+        for precision in ["fp32", "fp16"] if fp16 else ["fp32"]:
+            entry = pipeline.export_validated(graph, precision, output, plan, pipeline.default_style(graph, style_encoder))
+            v = entry["validation"]
+            click.echo(f"{graph.name} {precision}: {'ok' if v['passed'] else 'FAILED'} — {v['count']} checks, "
+                       f"min PSNR {v['min_psnr'] or float('nan'):.1f} dB, median {v['median_psnr'] or float('nan'):.1f} dB")
+            if engine and v["passed"] and graph.kind != "style_encoder" and precision == ("fp16" if fp16 else "fp32"):
+                from export.engine import ensure_engine
+
+                entry["engine"] = str(ensure_engine(output / entry["file"], profile, output / "engines"))
+            entries.append(entry)
+    click.echo(f"manifest: {pipeline.write_manifest(output, entries)}")
+    if not all(e["validation"]["passed"] for e in entries):
+        sys.exit(1)
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    try:
+        sizes = [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or any(len(s) != 2 or min(s) < 16 or s[0] % 8 or s[1] % 8 for s in sizes):
+        raise click.BadParameter(f"{text!r}: want HxW[,HxW...], each side a multiple of 8 and at least 16",
+                                 param_hint="--sizes")
+    return sizes
+
+
+def sample_photos() -> list:
+    """scikit-image's bundled sample photos (real photographs inside its wheel), if installed."""
+    try:
+        from skimage import data
+    except ImportError:
+        click.echo("scikit-image not installed: validating on synthetic images only (pass --images DIR)", err=True)
+        return []
+    return [(name, getattr(data, name)()[..., :3]) for name in ["astronaut", "coffee", "chelsea", "rocket"]]
+
+
 @main.command()
 def info():
     """Versions, devices, backends, and where the weights and presets live."""
@@ -172,13 +287,21 @@ def info():
     click.echo(f"torch {torch.__version__}: CUDA {'available: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'not available'}")
     for name in ["onnx", "onnxruntime", "tensorrt", "pycuda"]:
         click.echo(f"{name}: {version(name)}")
-    click.echo("backend for `run`: torch on " + ("CUDA" if torch.cuda.is_available() else "the CPU"))
+    from .backends import choose
+
+    picked, passed_over = choose()
+    click.echo(f"backend for `run --backend auto`: {picked}")
+    for reason in passed_over:
+        click.echo(f"  passed over {reason}")
     try:
         vgg = weights.vgg_weights()
         click.echo(f"VGG weights: {vgg.source} ({vgg.encoder_id}), cache {weights.cache_dir()}")
     except NSTError as e:
         click.echo(f"VGG weights: {e}")
     click.echo(f"AdaIN decoder: {models.DEFAULT_DECODER}")
+    from .graphs import TRANSFORMERS, bundled_transformers
+
+    click.echo(f"transformer networks ({TRANSFORMERS}): {', '.join(bundled_transformers()) or 'none'}")
     click.echo(f"style presets ({styles.PRESETS}): {', '.join(styles.preset_names()) or 'none'}")
 
 
@@ -187,37 +310,73 @@ def train():
     """Train the AdaIN decoder or a per-style transformer network."""
 
 
-def _adain_default(name):
-    from dataclasses import fields
+def _recipe_options(recipe: str, **special: dict):
+    """Decorator: `--config`, `--fresh` and a flag per field of the dataclass training.config.<recipe>,
+    with its default and help, so a new knob needs no edit here. `special` adds click settings
+    (type, help) for some fields."""
+    from dataclasses import MISSING, fields
 
-    from training.config import AdaINConfig
+    from training import config
 
-    return next(f.default for f in fields(AdaINConfig) if f.name == name)
+    def decorate(command):
+        for f in reversed(fields(getattr(config, recipe))):
+            default = None if f.default is MISSING else f.default
+            settings = {"default": default, "show_default": default is not None, "help": config.HELP.get(f.name),
+                        "multiple": isinstance(default, tuple), "type": _flag_type(f.name, default)}
+            names = ("-o", "--output") if f.name == "out" else (f"--{f.name.replace('_', '-')}",)
+            command = click.option(*names, f.name, **{**settings, **special.get(f.name, {})})(command)
+        command = click.option("--fresh", is_flag=True,
+                               help="Start over: delete OUT's checkpoints instead of resuming from the latest.")(command)
+        return click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+                            help="TOML recipe file: its values replace the defaults; flags override both.")(command)
+
+    return decorate
+
+
+def _flag_type(name: str, default):
+    """click's type for a recipe field: paths are checked, counts and sizes are at least 1 (crops 32)."""
+    paths = {"content": click.Path(exists=True, file_okay=False), "out": click.Path(file_okay=False),
+             "vgg": click.Path(exists=True, dir_okay=False)}
+    if name in paths:
+        return paths[name]
+    if name == "threads" or (type(default) is int and name != "seed"):
+        return click.IntRange(32 if name == "crop" else 1)
+    return type(default[0]) if isinstance(default, tuple) else type(default)
+
+
+def _recipe(recipe: str, config_file: str | None):
+    """The recipe from --config and the flags actually typed; the flags' defaults do not count,
+    so they cannot override the file."""
+    from click.core import ParameterSource
+
+    from training import config
+
+    ctx = click.get_current_context()
+    given = {k: v for k, v in ctx.params.items()
+             if k not in ("config_file", "fresh") and ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+    return config.load_config(getattr(config, recipe), config_file, given)
 
 
 @train.command("adain")
-@click.option("--content", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--style", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", default="runs/adain", show_default=True, type=click.Path(file_okay=False))
-@click.option("--steps", type=click.IntRange(1), default=_adain_default("steps"), show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=_adain_default("batch_size"), show_default=True)
-@click.option("--crop", type=click.IntRange(32), default=_adain_default("crop"), show_default=True)
-@click.option("--lr", type=float, default=_adain_default("lr"), show_default=True)
-@click.option("--style-weight", type=float, default=_adain_default("style_weight"), show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(1), default=_adain_default("checkpoint_every"), show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--vgg", type=click.Path(dir_okay=False))
-@click.option("--fresh", is_flag=True, help="Start over instead of resuming from the latest checkpoint.")
-def train_adain(content, style, output, steps, batch_size, crop, lr, style_weight, checkpoint_every, seed,
-                device, vgg, fresh):
+@_recipe_options("AdaINConfig", style={"type": click.Path(exists=True, file_okay=False),
+                                      "help": "Folder of paintings (searched recursively)."})
+def train_adain(config_file, fresh, **flags):
     """Train the AdaIN decoder on folders of photos and paintings (resumes by default)."""
-    from training.config import AdaINConfig
     from training.train_adain import train as run_training
 
-    cfg = AdaINConfig(content, style, output, steps, batch_size, crop, lr, style_weight=style_weight,
-                      checkpoint_every=checkpoint_every, seed=seed, device=device, vgg=vgg)
-    click.echo(f"decoder weights: {run_training(cfg, resume=not fresh)}")
+    click.echo(f"decoder weights: {run_training(_recipe('AdaINConfig', config_file), resume=not fresh)}")
+
+
+@train.command("transformer")
+@_recipe_options("TransformerConfig", style={"type": click.Path(exists=True, dir_okay=False),
+                                            "help": "The style image; the network learns this one style."},
+                 amp={"type": click.Choice(["none", "bf16", "fp16"])})
+def train_transformer(config_file, fresh, **flags):
+    """Train a transformer network for one style image (Johnson et al., instance norm; resumes by default).
+    Writes OUT/<style>.safetensors, the log, checkpoints, sample sheets and a loss plot."""
+    from training.train_transformer import train as run_training
+
+    click.echo(f"transformer weights: {run_training(_recipe('TransformerConfig', config_file), resume=not fresh)}")
 
 
 @main.command()

@@ -14,8 +14,11 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
     return f @ f.transpose(1, 2) / (c * h * w)
 
 
-def gram_loss(feats: dict, target_grams: dict) -> torch.Tensor:
-    return sum(F.mse_loss(gram(feats[k]), g.expand(feats[k].shape[0], -1, -1)) for k, g in target_grams.items())
+def gram_loss(feats: dict, target_grams: dict, weights: dict | None = None) -> torch.Tensor:
+    """Sum over the taps of `target_grams` of the MSE between Gram matrices, times weights[tap] (default 1)."""
+    weights = weights or {}
+    return sum(weights.get(k, 1.0) * F.mse_loss(gram(feats[k]), g.expand(feats[k].shape[0], -1, -1))
+               for k, g in target_grams.items())
 
 
 def mean_std_loss(feats: dict, target_feats: dict) -> torch.Tensor:

@@ -1,101 +1,109 @@
-"""Build a runner for each method from what the user asked for (styles, weights, strength, colour)."""
+"""Build a runner for each method from what the user asked for (styles, weights, strength, colour)
+and the backend that runs it."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .adain import mix_statistics
+from .backends import Backend
 from .color import keep_luminance, match_color
 from .errors import NSTError
-from .models import ASSETS, load_decoder, load_transformer
+from .graphs import Graph, adain_graphs, transformer_graph
 from .runners import Runner
+from .runners.base import ExtraInputs
 from .runners.torch_runner import TorchRunner, resolve_device
 from .styles import Style, resolve_style
-from .stylizers import AdaINStylizer, StyleEncoder, TransformerStylizer, from_uint8, to_uint8
+from .stylizers import from_uint8, to_uint8
 from .weights import vgg_weights
 
-TRANSFORMERS = ASSETS / "transformer"
+# graph_file(graph, backend) -> the file a backend runs for `graph`: an ONNX file for onnxruntime,
+# an engine for TensorRT (the CLI exports and builds them, with caches; see export/).
+GraphFile = Callable[[Graph, Backend], Path]
+CPU = Backend("torch", "cpu")
 
 
 class PostProcess(Runner):
-    """Wraps a runner and changes its output using the input (colour, strength)."""
+    """Wraps a runner and changes its output using the input (colour)."""
 
     def __init__(self, inner: Runner, fn):
+        super().__init__(inner.extra_inputs)
         self.inner, self.fn, self.name = inner, fn, inner.name
 
     def activate(self):
         self.inner.activate()
 
-    def infer(self, images):
-        return self.fn(self.inner.infer(images), images)
+    def execute(self, feeds):
+        outputs = self.inner.execute(feeds)
+        return {**outputs, "stylized": self.fn(outputs["stylized"], feeds["images"])}
 
     def close(self):
         self.inner.close()
 
 
-def blend(alpha: float):
-    """Strength for networks without an AdaIN step: mix the output with the content."""
-    def fn(stylized, content):
-        return np.clip(alpha * stylized.astype(np.float32) + (1 - alpha) * content + 0.5, 0, 255).astype(np.uint8)
-    return fn
+def make_runner(graph: Graph, backend: Backend, extra_inputs: ExtraInputs | None = None,
+                graph_file: GraphFile | None = None) -> Runner:
+    if backend.kind == "torch":
+        return TorchRunner(graph.module, backend.device, backend.half, extra_inputs)
+    if graph_file is None:
+        raise NSTError(f"the {backend.kind} backend needs exported graphs (nst-fast export)")
+    path = graph_file(graph, backend)
+    if backend.kind == "onnxruntime":
+        from .runners.onnxruntime_runner import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(path, backend.device, extra_inputs=extra_inputs)
+    from .runners.tensorrt_runner import TensorRTRunner
+
+    return TensorRTRunner(path, extra_inputs=extra_inputs)
 
 
 def adain_runner(styles: list[str], style_weights: list[float] | None = None, alpha: float = 1.0,
                  preserve_color: bool = False, decoder: str | None = None, vgg: str | None = None,
-                 device: str = "auto", half: bool = False) -> Runner:
-    weights = vgg_weights(vgg)
-    encoder = weights.build("relu4_1")
-    net, _ = load_decoder(decoder, weights.encoder_id)
-    style_encoder = StyleEncoder(encoder)  # shares the encoder with the stylizer
-    resolved = [resolve_style(s, style_encoder, weights.encoder_id) for s in styles]
-    mean, std = mix_statistics([(s.mean, s.std) for s in resolved], style_weights)
-    alpha_t = torch.tensor(float(alpha))
-    stylizer = AdaINStylizer(encoder, net)
+                 backend: Backend = CPU, graph_file: GraphFile | None = None) -> Runner:
+    style_graph, graph = adain_graphs(decoder, vgg)
+    # Style statistics are computed here in torch, once per run: the stylizer graph may be moved
+    # to a GPU or to half precision by its runner, so it gets its own copy of the encoder.
+    style_encoder = copy.deepcopy(style_graph.module)
+    resolved = [resolve_style(s, style_encoder, graph.source["encoder_id"]) for s in styles]
+    alpha_feed = np.array([alpha], np.float32)
 
     if preserve_color and all(s.image is not None for s in resolved):
-        def per_photo_statistics(images):
+        def per_photo_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
             stats = [recolored_statistics(style_encoder, resolved, style_weights, photo) for photo in images]
-            return torch.cat([m for m, _ in stats]), torch.cat([s for _, s in stats]), alpha_t
-        return TorchRunner(stylizer, device, half, per_photo_statistics)
+            return {"style_mean": np.concatenate([m.numpy() for m, _ in stats]),
+                    "style_std": np.concatenate([s.numpy() for _, s in stats]), "alpha": alpha_feed}
+        return make_runner(graph, backend, per_photo_statistics, graph_file)
 
-    runner = TorchRunner(stylizer, device, half, lambda images: (mean, std, alpha_t))
+    mean, std = mix_statistics([(s.mean, s.std) for s in resolved], style_weights)
+    fixed = {"style_mean": mean.numpy(), "style_std": std.numpy(), "alpha": alpha_feed}
+    runner = make_runner(graph, backend, lambda images: fixed, graph_file)
     # Presets carry no image to recolour: keep the photo's colours after stylising instead.
     return PostProcess(runner, keep_luminance) if preserve_color else runner
 
 
-def recolored_statistics(style_encoder, styles: list[Style], style_weights, photo: torch.Tensor):
+@torch.no_grad()
+def recolored_statistics(style_encoder, styles: list[Style], style_weights, photo: np.ndarray):
     """The AdaIN paper's colour preservation: recolour each style image to the photo, then take
     its statistics. Runs per photo, since the result depends on it."""
-    content = from_uint8(photo[None])
+    content = from_uint8(torch.from_numpy(np.ascontiguousarray(photo))[None])
     stats = []
     for style in styles:
-        image = torch.from_numpy(style.image)[None].to(photo.device)
+        image = torch.from_numpy(style.image)[None]
         recolored = to_uint8(match_color(from_uint8(image), content))
         m, s = style_encoder(recolored)
         stats.append((m.float(), s.float()))
     return mix_statistics(stats, style_weights)
 
 
-def transformer_path(style: str, model: str | None) -> Path:
-    if model:
-        return Path(model)
-    path = TRANSFORMERS / f"{style}.safetensors"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in TRANSFORMERS.glob("*.safetensors"))) or "none yet"
-        raise NSTError(f"no transformer network for style {style!r} (bundled: {known}); "
-                       "pass one with --model FILE")
-    return path
-
-
 def transformer_runner(style: str, model: str | None = None, alpha: float = 1.0, preserve_color: bool = False,
-                       device: str = "auto", half: bool = False) -> Runner:
-    net, _ = load_transformer(transformer_path(style, model))
-    runner: Runner = TorchRunner(TransformerStylizer(net), device, half)
-    if alpha < 1.0:
-        runner = PostProcess(runner, blend(alpha))
+                       backend: Backend = CPU, graph_file: GraphFile | None = None) -> Runner:
+    alpha_feed = {"alpha": np.array([alpha], np.float32)}
+    runner = make_runner(transformer_graph(style, model), backend, lambda images: alpha_feed, graph_file)
     return PostProcess(runner, keep_luminance) if preserve_color else runner
 
 
@@ -107,6 +115,7 @@ class GatysRunner(Runner):
     def __init__(self, style: str, config, vgg: str | None = None, device: str = "auto", progress: bool = True):
         from .images import load_image
 
+        super().__init__()
         self.style_image, self.config, self.progress = load_image(style), config, progress
         self.device, self.vgg_source = resolve_device(device), vgg
 
@@ -114,11 +123,11 @@ class GatysRunner(Runner):
         self.vgg = vgg_weights(self.vgg_source).build("relu5_1").to(self.device)
         self.style = from_uint8(torch.from_numpy(self.style_image)[None]).to(self.device)
 
-    def infer(self, images):
+    def execute(self, feeds):
         from .gatys import stylize
 
         out = []
-        for photo in images:
+        for photo in feeds["images"]:
             content = from_uint8(torch.from_numpy(np.ascontiguousarray(photo))[None]).to(self.device)
             # Gram statistics depend on scale: give the style the photo's long side, so brush strokes
             # are as large relative to the photo whatever the two files' sizes.
@@ -128,4 +137,4 @@ class GatysRunner(Runner):
             with tqdm(total=self.config.steps, desc="gatys", unit="step", leave=False, disable=not self.progress) as bar:
                 result, _ = stylize(content, style, self.vgg, self.config, progress=lambda *a: bar.update(1))
             out.append(to_uint8(result).cpu().numpy()[0])
-        return np.stack(out)
+        return {"stylized": np.stack(out)}

@@ -1,7 +1,9 @@
 """The graphs every backend runs (DESIGN.md, graph contract): uint8 N x H x W x 3 RGB in and out.
 
 Casting, layout, normalisation, clamping and rounding happen inside, so a host only moves bytes,
-and the same modules are what the export stage traces.
+and the same modules are what the export stage traces. Besides `stylized`, each stylizer returns
+`finite` (bool, one per image): whether its float output held no NaN or inf, which an FP16
+overflow would otherwise hide behind a black uint8 image.
 """
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
+def graph_outputs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(stylized uint8 N x H x W x 3, finite bool N) of a float N x 3 x H x W output in [0, 1]."""
+    return to_uint8(x), torch.isfinite(x.float()).flatten(1).all(dim=1)
+
+
 class StyleEncoder(nn.Module):
     """images -> per-channel mean and std at relu4_1 (N x 512 each, FP32)."""
 
@@ -38,7 +45,8 @@ class StyleEncoder(nn.Module):
 
 
 class AdaINStylizer(nn.Module):
-    """images, style mean, style std (1 x 512 or N x 512), alpha (scalar) -> stylised images."""
+    """images, style mean, style std (float32 1 x 512 or N x 512), alpha (float32, shape (1,))
+    -> stylized, finite."""
 
     def __init__(self, encoder: VGGFeatures, decoder: Decoder):
         super().__init__()
@@ -49,16 +57,20 @@ class AdaINStylizer(nn.Module):
         content = self.encoder(from_uint8(images, dtype), ["relu4_1"])["relu4_1"]
         target = adain(content, style_mean[:, :, None, None], style_std[:, :, None, None])
         alpha = alpha.to(dtype)
-        return to_uint8(self.decoder(alpha * target + (1 - alpha) * content))
+        return graph_outputs(self.decoder(alpha * target + (1 - alpha) * content))
 
 
 class TransformerStylizer(nn.Module):
-    """images -> stylised images, through one per-style TransformerNet."""
+    """images, alpha (float32, shape (1,)) -> stylized, finite, through one per-style TransformerNet.
+
+    A per-style network has no AdaIN step to weaken, so strength blends its output towards the photo."""
 
     def __init__(self, net: TransformerNet):
         super().__init__()
         self.net = net
 
-    def forward(self, images):
+    def forward(self, images, alpha):
         dtype = next(self.parameters()).dtype
-        return to_uint8(self.net(from_uint8(images, dtype)))
+        x = from_uint8(images, dtype)
+        alpha = alpha.to(dtype)
+        return graph_outputs(alpha * self.net(x) + (1 - alpha) * x)

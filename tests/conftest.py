@@ -9,6 +9,14 @@ DATA = Path(os.environ.get("NST_FAST_DATA") or Path(__file__).resolve().parents[
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache(tmp_path_factory):
+    """Graphs exported on the fly by `run` go to a fresh folder, not the user's cache."""
+    path = tmp_path_factory.mktemp("graphs")
+    os.environ["NST_FAST_GRAPH_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not DATA.is_dir():

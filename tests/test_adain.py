@@ -45,11 +45,12 @@ def test_stylizer_alpha_zero_decodes_the_content_features(encoder):
     images = torch.randint(0, 256, (2, 32, 40, 3), dtype=torch.uint8)
     style_mean, style_std = torch.rand(1, 512) * 5, torch.rand(1, 512) * 5
     with torch.no_grad():
-        out = stylizer(images, style_mean, style_std, torch.tensor(0.0))
+        out, finite = stylizer(images, style_mean, style_std, torch.zeros(1))
         content = encoder(images.permute(0, 3, 1, 2).float() / 255, ["relu4_1"])["relu4_1"]
         want = (decoder(content).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
     assert out.dtype == torch.uint8 and out.shape == images.shape
     assert torch.equal(out, want)
+    assert finite.tolist() == [True, True]
 
 
 def test_style_encoder_gives_fp32_statistics(encoder):

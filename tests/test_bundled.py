@@ -48,9 +48,9 @@ def test_bundled_decoder_moves_photos_towards_the_style(data_dir, vgg_weights):
     distance = lambda images: float(sum((a - b).pow(2).mean() for a, b in zip(encoder(torch.from_numpy(images)),
                                                                             (style.mean, style.std))))
     photo, _ = pad_to_multiple(load_image(data_dir / "photos" / "golden_gate.jpg", 256))
-    with adain_runner(["starry_night"], device="cpu") as runner:
+    with adain_runner(["starry_night"]) as runner:
         plain = runner.infer(photo[None])
-    with adain_runner(["starry_night"], preserve_color=True, device="cpu") as runner:
+    with adain_runner(["starry_night"], preserve_color=True) as runner:
         kept = runner.infer(photo[None])
     with torch.no_grad():
         assert distance(plain) < 0.5 * distance(photo[None])

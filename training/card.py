@@ -29,7 +29,7 @@ def eval_sheet(weights: Path, photos: list[Path], out: Path, styles=SHEET_STYLES
     images = [load_image(p, size) for p in photos]
     rows = [[im] for im in images]
     for style in styles:
-        with adain_runner([style], decoder=str(weights), device="cpu") as runner:
+        with adain_runner([style], decoder=str(weights)) as runner:
             for row, im in zip(rows, images):
                 row.append(runner.stylize(im))
     contact_sheet(rows, out, labels=[p.name for p in photos], column_titles=["photo", *styles])

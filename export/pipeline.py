@@ -1,0 +1,186 @@
+"""`nst-fast export`: graphs -> checked ONNX files that passed validation, and a manifest.
+
+A graph file only appears under its final name after onnxruntime has matched torch on every
+validation image and shape; a graph that fails is removed and the export fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from nst_fast.fileio import atomic_path
+from nst_fast.graphs import Graph
+from nst_fast.weights import sha256_file
+
+from . import validate
+from .onnx_export import DYNAMIC_AXES, INPUTS, OPSET, OUTPUTS, export_graph, graph_precisions
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Plan:
+    """What to validate against: real photos and synthetic extremes, at which shapes."""
+
+    images: list[tuple[str, np.ndarray]]
+    sizes: list[tuple[int, int]] = field(default_factory=lambda: list(validate.SIZES))
+    uhd: bool = False  # also every extreme image and the first photo at 3840 x 2160
+    fp16_storage: bool = True  # FP16 graphs: also check FP16 storage of every activation (validate.fp16_storage)
+    threads: int | None = None
+
+
+def feeds_for(graph: Graph, style: tuple[np.ndarray, np.ndarray] | None):
+    """Validation inputs of a stylizer graph besides the images: a real style, full strength."""
+    alpha = {"alpha": np.ones(1, np.float32)}
+    if graph.kind == "transformer":
+        return lambda images: {"images": images, **alpha}
+    mean, std = style
+    return lambda images: {"images": images, "style_mean": mean, "style_std": std, **alpha}
+
+
+def session(path: Path, threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def checks_for(graph: Graph, precision: str, path: Path, plan: Plan, style, bar) -> list:
+    def report(check):
+        bar.update(1)
+        if not check.passed:
+            bar.write("  " + check.line())
+
+    sess = session(path, plan.threads)
+    if graph.kind == "style_encoder":
+        return validate.statistics_checks(precision, graph.module, sess, plan.images, plan.sizes, report)
+    feeds = feeds_for(graph, style)
+    checks = validate.onnx_checks(graph.name, precision, graph.module, sess, feeds, plan.images, plan.sizes, report)
+    if plan.uhd:
+        extremes = [im for im in plan.images if im[0] in ("saturated", "high_contrast", "noise")]
+        photos = [im for im in plan.images if im not in extremes][:1]
+        checks += validate.onnx_checks(graph.name, precision, graph.module, sess, feeds, extremes + photos,
+                                       [validate.UHD], report)
+    if precision == "fp16" and plan.fp16_storage:
+        for size in plan.sizes:
+            checks += validate.half_storage_checks(graph.name, graph.module, feeds, plan.images, size, report)
+    return checks
+
+
+def check_count(graph: Graph, precision: str, plan: Plan) -> int:
+    n = len(plan.images) * len(plan.sizes)
+    if graph.kind != "style_encoder":
+        n += plan.uhd * min(len(plan.images), 4)
+        n += (precision == "fp16" and plan.fp16_storage) * len(plan.images) * len(plan.sizes)
+    return n
+
+
+def export_validated(graph: Graph, precision: str, out_dir: Path, plan: Plan, style=None) -> dict:
+    """Export one graph at one precision, validate it, and return its manifest entry."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"{graph.name}.{precision}.onnx"
+    unvalidated = out_dir / f".{graph.name}.{precision}.unvalidated.onnx"
+    start = time.perf_counter()
+    export_graph(graph.module, graph.kind, unvalidated, half=precision == "fp16")
+    export_seconds = time.perf_counter() - start
+    with tqdm(total=check_count(graph, precision, plan), desc=f"validate {final.name}", unit="check") as bar:
+        checks = checks_for(graph, precision, unvalidated, plan, style, bar)
+    result = validate.summary(checks)
+    if result["passed"]:
+        os.replace(unvalidated, final)
+    else:
+        unvalidated.unlink()
+    return {
+        "name": graph.name, "kind": graph.kind, "precision": precision,
+        "file": final.name if result["passed"] else None,
+        "sha256": sha256_file(final) if result["passed"] else None,
+        "bytes": final.stat().st_size if result["passed"] else None,
+        "inputs": {name: signature(name) for name in INPUTS[graph.kind]},
+        "outputs": {name: signature(name) for name in OUTPUTS[graph.kind]},
+        "node_precisions": graph_precisions(final) if result["passed"] else None,
+        "source": graph.source, "export_seconds": round(export_seconds, 2),
+        "validation": {**result, "seconds": round(time.perf_counter() - start - export_seconds, 1)},
+    }
+
+
+SIGNATURES = {
+    "images": ("uint8", ["N", "H", "W", 3]), "stylized": ("uint8", ["N", "H", "W", 3]),
+    "style_mean": ("float32", ["S", 512]), "style_std": ("float32", ["S", 512]), "alpha": ("float32", [1]),
+    "finite": ("bool", ["N"]), "mean": ("float32", ["N", 512]), "std": ("float32", ["N", 512]),
+}
+assert set(SIGNATURES) == set(DYNAMIC_AXES) | {"alpha"}
+
+
+def signature(name: str) -> dict:
+    dtype, shape = SIGNATURES[name]
+    return {"dtype": dtype, "shape": shape}
+
+
+def write_manifest(out_dir: Path, entries: list[dict]) -> Path:
+    """Merge `entries` into DIR/manifest.json (by graph name and precision) and write it atomically."""
+    path = out_dir / MANIFEST
+    graphs = {}
+    if path.exists():
+        try:
+            graphs = {(g["name"], g["precision"]): g for g in json.loads(path.read_text())["graphs"]}
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged manifest is rewritten from what this export knows
+    graphs.update({(e["name"], e["precision"]): e for e in entries})
+    manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment(),
+                "opset": OPSET, "exporter": "torch.onnx TorchScript tracer (dynamo=False)",
+                "graphs": sorted(graphs.values(), key=lambda g: (g["name"], g["precision"]))}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    return path
+
+
+def environment() -> dict:
+    from importlib.metadata import version
+
+    import onnx
+    import onnxruntime
+
+    return {"python": platform.python_version(), "machine": platform.machine(), "torch": torch.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "nst_fast": version("nst-fast")}
+
+
+def find_graph(out_dir: Path, name: str, precision: str) -> Path | None:
+    """The validated file for (name, precision) that an export wrote into `out_dir`, if any."""
+    path = out_dir / MANIFEST
+    if not path.exists():
+        return None
+    for g in json.loads(path.read_text()).get("graphs", []):
+        if g["name"] == name and g["precision"] == precision and g.get("file"):
+            return out_dir / g["file"]
+    return None
+
+
+def default_style(graph: Graph, style_encoder: Graph | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Statistics of a real painting for validating an AdaIN stylizer: the bundled Starry Night
+    preset, or (for another VGG) the style encoder's statistics of a saturated test card."""
+    if graph.kind != "adain_stylizer":
+        return None
+    from nst_fast.errors import WeightsError
+    from nst_fast.styles import PRESETS, load_preset
+
+    try:
+        preset = load_preset(PRESETS / "starry_night.safetensors", graph.source["encoder_id"])
+        return preset.mean.numpy(), preset.std.numpy()
+    except WeightsError:
+        if style_encoder is None:
+            from .onnx_export import example_feeds
+
+            feeds = example_feeds("adain_stylizer")
+            return feeds["style_mean"], feeds["style_std"]
+        with torch.inference_mode():
+            card = torch.from_numpy(validate.extreme_images(256)[0][1])[None]
+            return tuple(t.numpy() for t in style_encoder.module(card))

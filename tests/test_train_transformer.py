@@ -1,0 +1,137 @@
+"""The transformer training loop and `nst-fast train transformer`: exact resume, clear errors,
+loadable weights, TOML recipes. Tiny crops of real photos keep each run to a second or two."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from nst_fast.cli import main
+from nst_fast.errors import NSTError, WeightsError
+from nst_fast.models import load_decoder, load_transformer
+from nst_fast.transformer_net import TransformerNet
+from training.checkpoint import save_checkpoint
+from training.config import AdaINConfig, TransformerConfig, load_config
+from training.train_transformer import train
+
+
+@pytest.fixture(scope="module")
+def data(data_dir, tmp_path_factory):
+    """Four photos and the Starry Night, shrunk so decoding costs nothing."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "photos").mkdir()
+    for path in sorted((data_dir / "train" / "content").glob("*.jpg"))[:4]:
+        with Image.open(path) as im:
+            im.convert("RGB").resize((64, 48)).save(root / "photos" / path.name)
+    with Image.open(data_dir / "styles" / "starry_night.jpg") as im:
+        im.convert("RGB").resize((80, 64)).save(root / "starry_night.jpg")
+    return root
+
+
+def config(data, out, steps: int, **knobs) -> TransformerConfig:
+    small = dict(batch_size=2, crop=32, style_size=64, sample_size=32, checkpoint_every=2, sample_every=2)
+    return TransformerConfig(str(data / "photos"), str(data / "starry_night.jpg"), out=str(out), steps=steps,
+                             **{**small, **knobs})
+
+
+def checkpoint(out, step: int) -> dict:
+    return torch.load(out / "checkpoints" / f"step{step:07d}.pt", weights_only=False)
+
+
+def test_resume_equals_an_unbroken_run_and_writes_loadable_weights(data, tmp_path, vgg_weights):
+    train(config(data, tmp_path / "straight", 4))
+    train(config(data, tmp_path / "broken", 2))
+    final = train(config(data, tmp_path / "broken", 4))  # resumes from the step-2 checkpoint
+    straight, resumed = (checkpoint(tmp_path / run, 4)["model"] for run in ("straight", "broken"))
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+
+    net, meta = load_transformer(final, encoder_id=vgg_weights.encoder_id)
+    assert final.name == "starry_night.safetensors" and isinstance(net, TransformerNet)
+    assert (meta["method"], meta["style"], meta["steps"]) == ("transformer", "starry_night", "4")
+    assert json.loads(meta["recipe"])["crop"] == 32
+    log = [json.loads(line) for line in (tmp_path / "broken" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert {"loss", "content", "style", "tv", "lr", "images_per_s"} <= set(log[-1])
+    assert all(r["loss"] == r["loss"] and r["loss"] < float("inf") for r in log)
+    assert (tmp_path / "broken" / "samples" / "step0000004.png").is_file()
+    assert (tmp_path / "broken" / "losses.png").is_file()
+
+
+# GradScaler skips the optimiser step while it calibrates its scale, and torch warns about that
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_fp16_autocast_stays_finite_and_checkpoints_its_loss_scale(data, tmp_path):
+    """The CUDA recipe's code path, on the CPU: Gram sums overflow FP16 unless kept in FP32."""
+    train(config(data, tmp_path, 2, amp="fp16", batch_size=1))
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor([r["content"], r["style"], r["tv"]])).all() for r in log)
+    assert checkpoint(tmp_path, 2)["scaler"]["scale"] > 0
+
+
+def test_corrupt_checkpoint_is_named(data, tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "step0000002.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="step0000002.pt: not a usable checkpoint"):
+        train(config(data, tmp_path, 4))
+
+
+def test_checkpoint_of_another_style_is_refused(data, tmp_path):
+    net = TransformerNet()
+    optimizer = torch.optim.Adam(net.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0)
+    other = {**config(data, tmp_path, 4).__dict__, "style": "the_scream.jpg"}
+    save_checkpoint(tmp_path / "checkpoints", 2, net, optimizer, scheduler, other)
+    with pytest.raises(WeightsError, match=r"step0000002.pt: checkpoint of a different recipe \(style"):
+        train(config(data, tmp_path, 4))
+
+
+@pytest.mark.parametrize("recipe", [AdaINConfig, TransformerConfig])
+def test_toml_values_apply_and_flags_override_them(tmp_path, recipe):
+    path = tmp_path / "recipe.toml"
+    path.write_text('content = "photos"\nstyle = "art"\nsteps = 50\nlr = 1\ncrop = 64\n')
+    cfg = load_config(recipe, path, {"steps": 7})
+    assert (cfg.content, cfg.style, cfg.steps, cfg.crop, cfg.lr) == ("photos", "art", 7, 64, 1.0)
+    assert cfg.batch_size == recipe.batch_size  # untouched knobs keep their defaults
+
+
+def test_toml_mistakes_are_errors_naming_the_file(tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text('style = "a.jpg"\nstyle_wieght = 3.0\n')
+    with pytest.raises(NSTError, match="recipe.toml: unknown setting 'style_wieght'"):
+        load_config(TransformerConfig, path, {})
+    path.write_text('style = "a.jpg"\nsteps = "many"\n')
+    with pytest.raises(NSTError, match="recipe.toml: steps = 'many': expected int"):
+        load_config(TransformerConfig, path, {})
+    path.write_text('style = "a.jpg"\n')
+    with pytest.raises(NSTError, match="missing content"):
+        load_config(TransformerConfig, path, {})
+
+
+def test_cli_trains_from_a_recipe_file_with_flags_on_top(data, tmp_path):
+    recipe = tmp_path / "starry.toml"
+    recipe.write_text(f'content = "{data / "photos"}"\nstyle = "{data / "starry_night.jpg"}"\n'
+                      f'steps = 50\nbatch_size = 2\ncrop = 32\nstyle_size = 64\nsample_size = 32\n'
+                      f'style_taps = ["relu1_2", "relu2_2"]\n')
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "transformer", "--config", str(recipe), "--steps", "2",
+                                       "-o", str(out), "--tv-weight", "5"])
+    assert result.exit_code == 0, result.output
+    assert f"transformer weights: {out / 'starry_night.safetensors'}" in result.output
+    _, meta = load_transformer(out / "starry_night.safetensors")
+    recipe_used = json.loads(meta["recipe"])
+    assert (meta["steps"], recipe_used["tv_weight"], recipe_used["style_taps"]) == ("2", 5.0, ["relu1_2", "relu2_2"])
+
+    again = CliRunner().invoke(main, ["train", "transformer", "--config", str(recipe), "--steps", "2",
+                                      "-o", str(out), "--style-size", "48"])
+    assert again.exit_code == 2 and "checkpoint of a different recipe (style_size: 64 there, 48 now)" in again.output
+
+
+def test_cli_adain_reads_a_recipe_too(data, tmp_path):
+    recipe = tmp_path / "adain.toml"
+    recipe.write_text(f'content = "{data / "photos"}"\nstyle = "{data / "photos"}"\nsteps = 1\n'
+                      f'batch_size = 1\ncrop = 32\n')
+    result = CliRunner().invoke(main, ["train", "adain", "--config", str(recipe), "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    _, meta = load_decoder(tmp_path / "run" / "adain_decoder.safetensors")
+    assert json.loads(meta["recipe"])["crop"] == 32 and meta["steps"] == "1"

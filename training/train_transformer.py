@@ -1,0 +1,147 @@
+"""Train a per-style transformer network (Johnson et al. 2016, instance norm), top to bottom.
+
+Loss: content = MSE(content_tap features of the output, of the photo); style = MSE between Gram
+matrices (/ C·H·W) of the output and of the style image at style_taps, each relative to the mean
+square of the style's Gram there, summed over the taps; total variation =
+mean |dx| + |dy| of the output. Adam with lr / (1 + decay * step). Checkpoints are resumable
+exactly: batches are a function of (seed, step) and all RNG state is saved. The same loop runs on
+CPU and CUDA; on CUDA with channels_last, pinned batches and optional bf16/fp16 autocast.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from nst_fast.errors import NSTError
+from nst_fast.images import load_image
+from nst_fast.losses import gram, gram_loss, total_variation
+from nst_fast.models import save_model
+from nst_fast.sheet import contact_sheet
+from nst_fast.transformer_net import TransformerNet
+from nst_fast.vgg import tap_names
+from nst_fast.weights import vgg_weights
+from training.config import TransformerConfig
+from training.data import ImageFolder
+from training.loop import Prefetch, Run, adam, autocast, grad_scaler, prepare
+from training.plots import plot_losses
+
+SAMPLE_PHOTOS = 4
+# A resumed run must train the same style against the same targets as the checkpoint it continues.
+FIXED = ("style", "style_size", "content_tap", "style_taps", "vgg")
+
+
+def train(cfg: TransformerConfig, resume: bool = True) -> Path:
+    out = Path(cfg.out)
+    device = prepare(cfg)
+    # channels_last feeds cuDNN's tensor cores; on CPU it only costs layout conversions
+    layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    style_name = Path(cfg.style).stem
+
+    weights = vgg_weights(cfg.vgg)
+    taps = [cfg.content_tap, *cfg.style_taps]
+    vgg = weights.build(deepest(taps, weights.arch)).to(device, memory_format=layout)
+    net = TransformerNet().to(device, memory_format=layout)
+    optimizer, scheduler = adam(net.parameters(), cfg.lr, cfg.lr_decay)
+    scaler = grad_scaler(device, cfg.amp)
+
+    style = style_tensor(cfg.style, cfg.style_size).to(device, memory_format=layout)
+    with torch.no_grad():
+        with autocast(device, cfg.amp):
+            style_feats = vgg(style, cfg.style_taps)
+        style_grams = {k: gram(f) for k, f in style_feats.items()}  # outside autocast: FP16 sums overflow
+    # Each tap's error relative to the style's own Gram energy: the raw terms span eight orders of
+    # magnitude across these taps (relu1_2 ~1e3, relu4_3 ~1e-4), so unweighted, relu1_2 alone
+    # would be the style and the deeper taps' strokes and shapes would be lost.
+    tap_weights = {k: 1.0 / g.float().pow(2).mean().item() for k, g in style_grams.items()}
+
+    contents = ImageFolder(cfg.content, cfg.crop)
+    photos = sample_photos(contents, cfg.sample_size)
+    load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step),)
+    with Run(out, cfg, net, optimizer, scheduler, scaler, resume, f"transformer {style_name}", FIXED) as run, \
+            Prefetch(load, run.start, device, layout) as batches:
+        for step in run.steps():
+            t0 = time.perf_counter()
+            (content,) = batches.take(step)
+
+            with autocast(device, cfg.amp):
+                with torch.no_grad():
+                    target = vgg(content, [cfg.content_tap])[cfg.content_tap]
+                output = net(content)
+                feats = vgg(output, taps)
+            # outside autocast, so the Gram and squared-error sums run in FP32: FP16 would overflow
+            loss_content = F.mse_loss(feats[cfg.content_tap].float(), target.float())
+            loss_style = gram_loss(feats, style_grams, tap_weights)
+            loss_tv = total_variation(output.float())
+            loss = cfg.content_weight * loss_content + cfg.style_weight * loss_style + cfg.tv_weight * loss_tv
+
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            run.record(step + 1, t0, cfg.batch_size, loss=loss, content=loss_content, style=loss_style, tv=loss_tv)
+            if run.done % cfg.sample_every == 0 or run.done == cfg.steps:
+                write_samples(net, photos, out / "samples" / f"step{run.done:07d}.png", device)
+
+    write_plot(out, f"transformer {style_name}: {run.done} steps")
+    final = out / f"{style_name}.safetensors"
+    save_model(final, net, {"method": "transformer", "encoder_id": weights.encoder_id, "style": style_name,
+                            "steps": run.done, "recipe": asdict(cfg)})
+    return final
+
+
+def deepest(taps: list[str], arch: str) -> str:
+    """The last VGG layer the losses need: the network is cut there."""
+    order = tap_names(arch)
+    unknown = sorted(set(taps) - set(order))
+    if unknown:
+        raise NSTError(f"unknown VGG taps {unknown}; {arch} has {', '.join(order)}")
+    return max(taps, key=order.index)
+
+
+def style_tensor(path: str, size: int) -> torch.Tensor:
+    """1 x 3 x H x W in [0, 1], the longer side scaled (up or down) to `size`."""
+    image = Image.fromarray(load_image(path))
+    image = rescale(image, size / max(image.size))
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def sample_photos(folder: ImageFolder, size: int) -> list[np.ndarray]:
+    """Centre crops of a few photos spread over the folder: the same every run, so sheets compare."""
+    chosen = folder.files[:: max(1, len(folder.files) // SAMPLE_PHOTOS)][:SAMPLE_PHOTOS]
+    crops = []
+    for path in chosen:
+        image = Image.fromarray(load_image(path))
+        image = rescale(image, size / min(image.size), minimum=size)
+        x, y = (image.width - size) // 2, (image.height - size) // 2
+        crops.append(np.asarray(image.crop((x, y, x + size, y + size))))
+    return crops
+
+
+def rescale(image: Image.Image, scale: float, minimum: int = 1) -> Image.Image:
+    size = (max(minimum, round(image.width * scale)), max(minimum, round(image.height * scale)))
+    return image.resize(size, Image.LANCZOS)
+
+
+@torch.no_grad()
+def write_samples(net: TransformerNet, photos: list[np.ndarray], path: Path, device: torch.device) -> None:
+    """A contact sheet: each sample photo beside the network's output for it, in FP32."""
+    batch = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).float().to(device) / 255.0
+    outputs = (net(batch) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    contact_sheet([[photo, output] for photo, output in zip(photos, outputs)], path,
+                  column_titles=["photo", path.stem])
+
+
+def write_plot(out: Path, title: str) -> None:
+    try:
+        plot_losses(out / "log.jsonl", out / "losses.png", keys=("content", "style", "tv"), title=title)
+    except ImportError as e:  # matplotlib is a dev/demo extra; the weights matter more than the plot
+        warnings.warn(f"no loss plot ({e}); pip install matplotlib")
