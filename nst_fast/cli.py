@@ -265,6 +265,89 @@ def sample_photos() -> list:
 
 
 @main.command()
+@click.option("--method", "-m", "methods_", multiple=True, type=click.Choice(["adain", "transformer", "gatys"]),
+              help="Methods to time (repeatable; default all three).")
+@click.option("--sizes", default="256,512", show_default=True, help="Square image sides, comma-separated.")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Photos to time on (default: scikit-image's sample photos).")
+@click.option("--style", default="starry_night", show_default=True, help="AdaIN style (preset or image).")
+@click.option("--style-image", type=click.Path(exists=True, dir_okay=False),
+              help="Style image for Gatys (default: the --style file, or scikit-image's astronaut).")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="Transformer weights (default: bundled "
+              "starry_night, else an untrained network, which times the same).")
+@click.option("--gatys-steps", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--runner-images", type=click.IntRange(0), default=200, show_default=True,
+              help="Files for the end-to-end runner measurement of the default backend (0: skip).")
+@click.option("--min-seconds", type=float, default=10.0, show_default=True, help="Time each configuration this long.")
+@click.option("--quick", is_flag=True, help="Smoke run: 64 px, Gatys 3 steps, 8 runner files, 1 s per configuration.")
+@click.option("--label", help="Name in the result files (default: the host name).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("bench/results"),
+              show_default=True)
+def bench(methods_, sizes, batch_size, device, images, style, style_image, model, gatys_steps, runner_images,
+          min_seconds, quick, label, output):
+    """Time every method on every backend here, with Gatys side by side, and write
+    OUTPUT/<date>-<host>-<device>.{json,md,png}."""
+    import tempfile
+
+    from bench import harness
+
+    from .images import save_image
+
+    if quick:  # smoke-run values for what was not given on the command line
+        ctx = click.get_current_context()
+
+        def unless_given(name, value):
+            return value if ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT else ctx.params[name]
+        sizes, gatys_steps = unless_given("sizes", "64"), unless_given("gatys_steps", 3)
+        runner_images, min_seconds = unless_given("runner_images", 8), unless_given("min_seconds", 1.0)
+    try:
+        side = [int(v) for v in sizes.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{sizes!r}: want sides like 256,512", param_hint="--sizes") from None
+    methods_ = list(methods_ or ["gatys", "adain", "transformer"])
+    with tempfile.TemporaryDirectory() as tmp:
+        if images:
+            from .images import IMAGE_EXTENSIONS
+
+            photos = sorted(str(p) for p in images.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:16]
+        else:
+            photos = []
+            for name, image in sample_photos():
+                save_image(image, Path(tmp) / f"{name}.png")
+                photos.append(str(Path(tmp) / f"{name}.png"))
+        if not photos:
+            raise click.UsageError("no photos to time on: pass --images DIR")
+        gatys_style = style_image or (style if Path(style).is_file() else photos[0])
+        if "transformer" in methods_ and not model:
+            model = untrained_transformer(Path(tmp))
+        specs = harness.plan(methods_, side, batch_size, photos, style, device, model, runner_images, gatys_steps,
+                             min_seconds)
+        for spec in specs:
+            if spec["method"] == "gatys":
+                spec["style"] = gatys_style
+        path = harness.run(specs, device, output, label)
+    click.echo(f"{path}\n{path.with_suffix('.md')}\n{path.with_suffix('.png')}")
+    click.echo(path.with_suffix(".md").read_text())
+
+
+def untrained_transformer(directory: Path) -> str:
+    """The bundled starry_night network, or an untrained one: a network's speed does not depend on its weights."""
+    from .graphs import TRANSFORMERS
+
+    bundled = TRANSFORMERS / "starry_night.safetensors"
+    if bundled.is_file():
+        return str(bundled)
+    from .models import save_model
+    from .transformer_net import TransformerNet
+
+    path = directory / "untrained.safetensors"
+    save_model(path, TransformerNet(), {"method": "transformer", "style": "untrained"})
+    return str(path)
+
+
+@main.command()
 def info():
     """Versions, devices, backends, and where the weights and presets live."""
     import importlib.util

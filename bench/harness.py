@@ -1,0 +1,127 @@
+"""`nst-fast bench`: every method on every backend this machine has, at each size, side by side with
+the Gatys baseline, measured in one run. Each configuration runs in its own process (bench/worker.py)
+so peak memory is per configuration; results go to bench/results/<date>-<host>-<device>.{json,md,png}.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bench.worker import Config
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def backends_here(device: str) -> list[tuple[str, str, bool]]:
+    """(backend, device, half) for every usable backend: FP32 and FP16 on GPUs, FP32 on the CPU."""
+    from nst_fast.backends import candidates
+
+    found = []
+    for kind, dev, why_not in candidates(device):
+        if not why_not:
+            found += [(kind, dev, True), (kind, dev, False)] if dev == "cuda" else [(kind, dev, False)]
+    return found
+
+
+def plan(methods: list[str], sizes: list[int], batch: int, photos: list[str], style: str, device: str,
+         model: str | None, runner_images: int, gatys_steps: int, min_seconds: float) -> list[dict]:
+    """Worker specs: Gatys once per size, every other method on every backend; the backend `run`
+    would pick (the first) also end to end through the batch runner on `runner_images` files."""
+    found = backends_here(device)
+    specs = []
+    for size in sizes:
+        if "gatys" in methods:
+            gatys_device = found[0][1]
+            specs.append({**asdict(Config("gatys", "torch", gatys_device, False, size, 1, "engine", photos, style,
+                                          gatys_steps=gatys_steps)), "runner_images": 0})
+        for method in [m for m in methods if m != "gatys"]:
+            for kind, dev, half in found:
+                end_to_end = runner_images > 0 and (kind, dev, half) == found[0]
+                config = Config(method, kind, dev, half, size, batch, "runner" if end_to_end else "engine", photos,
+                                style if method == "adain" else "starry_night", model if method == "transformer" else None,
+                                min_seconds=min_seconds)
+                specs.append({**asdict(config), "runner_images": runner_images if end_to_end else 0})
+    return specs
+
+
+def run_one(spec: dict, env: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).parents[1])
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"config": spec, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(lines[-1])
+
+
+def speedups(results: list[dict]) -> None:
+    """Images/s over Gatys's at the same size, from this same run."""
+    gatys = {r["config"]["size"]: r["images_per_s"] for r in results if r["config"]["method"] == "gatys" and "error" not in r}
+    for r in results:
+        if "error" not in r and r["config"]["size"] in gatys:
+            r["speedup_vs_gatys"] = r["images_per_s"] / gatys[r["config"]["size"]]
+
+
+def environment(device: str) -> dict:
+    import numpy
+    import torch
+
+    from export.engine import device_info  # noqa: F401 -- TensorRT facts only where it is installed
+    from nst_fast.backends import has
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    for name in ("onnx", "onnxruntime", "tensorrt"):
+        if has(name):
+            versions[name] = __import__(name).__version__
+    env = {"host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(), "versions": versions,
+           "git_commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+    if torch.cuda.is_available() and device != "cpu":
+        env["gpu"] = torch.cuda.get_device_name()
+        env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                       capture_output=True, text=True).stdout.strip()
+    return env
+
+
+def git_commit() -> str:
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1])
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                           cwd=Path(__file__).parents[1]).stdout.strip()
+    return (proc.stdout.strip() or "unknown") + ("+changes" if dirty else "")
+
+
+def run(specs: list[dict], device: str, out: Path, label: str | None = None) -> Path:
+    from bench.flops import gemm_peak
+    from bench.report import write_report
+
+    # Graphs and engines are built into a fresh cache, so each configuration's prepare_s includes them.
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NST_FAST_GRAPH_CACHE": cache}
+        results = []
+        with tqdm(specs, desc="bench", unit="config") as bar:
+            for spec in bar:
+                bar.set_postfix_str(Config(**{k: v for k, v in spec.items() if k != "runner_images"}).name)
+                results.append(run_one(spec, env))
+                if "error" in results[-1]:
+                    bar.write(f"failed: {results[-1]['error']}")
+    speedups(results)
+    environ = environment(device)
+    environ["peak_flops"] = {"cpu_fp32_gemm": gemm_peak("cpu")}
+    if "gpu" in environ:
+        import torch
+
+        environ["peak_flops"]["cuda_fp16_gemm"] = gemm_peak("cuda", dtype=torch.float16)
+    kind = "cuda" if "gpu" in environ else "cpu"
+    stem = f"{time.strftime('%Y-%m-%d')}-{label or environ['host']}-{kind}"
+    return write_report({"environment": environ, "results": results}, out / stem)
