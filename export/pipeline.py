@@ -95,18 +95,17 @@ def export_validated(graph: Graph, precision: str, out_dir: Path, plan: Plan, st
     with tqdm(total=check_count(graph, precision, plan), desc=f"validate {final.name}", unit="check") as bar:
         checks = checks_for(graph, precision, unvalidated, plan, style, bar)
     result = validate.summary(checks)
+    written = {}
     if result["passed"]:
         os.replace(unvalidated, final)
+        written = {"file": final.name, "sha256": sha256_file(final), "bytes": final.stat().st_size,
+                   "node_precisions": graph_precisions(final)}
     else:
         unvalidated.unlink()
     return {
-        "name": graph.name, "kind": graph.kind, "precision": precision,
-        "file": final.name if result["passed"] else None,
-        "sha256": sha256_file(final) if result["passed"] else None,
-        "bytes": final.stat().st_size if result["passed"] else None,
+        "name": graph.name, "kind": graph.kind, "precision": precision, "file": None, **written,
         "inputs": {name: signature(name) for name in INPUTS[graph.kind]},
         "outputs": {name: signature(name) for name in OUTPUTS[graph.kind]},
-        "node_precisions": graph_precisions(final) if result["passed"] else None,
         "source": graph.source, "export_seconds": round(export_seconds, 2),
         "validation": {**result, "seconds": round(time.perf_counter() - start - export_seconds, 1)},
     }

@@ -41,6 +41,30 @@ def mix_statistics(stats: list[tuple[torch.Tensor, torch.Tensor]], weights: list
     return mean, std
 
 
+def pooled_statistics(stats: list[tuple[torch.Tensor, torch.Tensor]], sizes: list[int]):
+    """Channel (mean, std) of several feature maps taken together, from each one's (mean, std) and
+    its number of positions: the statistics of a whole image from those of its tiles."""
+    w = torch.tensor(sizes, dtype=torch.float64)
+    w = (w / w.sum()).reshape(-1, *[1] * stats[0][0].dim())
+    means = torch.stack([m.double() for m, _ in stats])
+    squares = torch.stack([s.double() ** 2 + m.double() ** 2 for m, s in stats])  # E[x^2] (+ eps) per map
+    mean = (w * means).sum(0)
+    return mean.float(), ((w * squares).sum(0) - mean ** 2).clamp_min(EPS).sqrt().float()
+
+
+def statistics_for_tile(style_mean, style_std, tile_mean, tile_std, image_mean, image_std):
+    """Style statistics that make adain() of a tile, which normalises the tile by its own
+    statistics, normalise it by the whole image's instead.
+
+    adain() is affine per channel: (c - m_tile) / s_tile * std' + mean' equals
+    (c - m_image) / s_image * style_std + style_mean for std' = style_std * s_tile / s_image and
+    mean' = style_mean + style_std * (m_tile - m_image) / s_image. So every tile gets the same
+    mapping, with graphs that take only style statistics.
+    """
+    scale = style_std / image_std
+    return style_mean + scale * (tile_mean - image_mean), scale * tile_std
+
+
 def conv(in_ch: int, out_ch: int) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3), nn.ReLU())
 

@@ -1,11 +1,14 @@
 """`nst-fast run`: turn files and folders into stylised images, losing nothing.
 
 walk -> decode (threads) -> bucket by padded shape -> batches -> runner -> encode (threads) ->
-write to a temporary name and rename. A file that fails is reported with its path and reason and
-the run goes on; an output that already exists is skipped, so a rerun resumes.
+write to a temporary name and rename. Images larger than the tile size go through the runner as
+tiles (tiling.py). A file that fails is reported with its path and reason and the run goes on; a
+failing batch fails only the files at fault; an output that already exists is skipped, so a rerun
+resumes.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -14,13 +17,21 @@ from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
 from .errors import ImageError
-from .images import IMAGE_EXTENSIONS, crop_to, load_image, output_suffix, pad_to_multiple, save_image
+from .fileio import atomic_path
+from .images import (
+    IMAGE_EXTENSIONS, check_image, crop_to, decode_image, output_suffix, pad_to_multiple, save_image,
+)
 from .runners import Runner
+from .runners.base import NonFiniteOutput
+from .tiling import Grid, needs_tiles, runner_for_tiles
+
+TILE_SIZE = 1024  # larger images are tiled: the largest side the engines are built and tested for
 
 
 @dataclass
@@ -30,17 +41,22 @@ class Job:
     status: str = "pending"  # done | skipped | failed
     error: str = ""
     seconds: float = 0.0
+    note: str = ""  # e.g. "GIF with 3 frames: the first one used", "6 tiles"
 
 
 @dataclass
 class Summary:
     jobs: list[Job] = field(default_factory=list)
     wall: float = 0.0
+    dry_run: bool = False
 
     def count(self, status: str) -> int:
         return sum(j.status == status for j in self.jobs)
 
     def line(self) -> str:
+        if self.dry_run:
+            return (f"dry run: {self.count('pending')} to stylise, {self.count('skipped')} to skip, "
+                    f"{self.count('failed')} would fail; nothing written")
         done = self.count("done")
         rate = done / self.wall if self.wall > 0 else 0.0
         return (f"{done} done, {self.count('skipped')} skipped, {self.count('failed')} failed "
@@ -54,7 +70,7 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
     # With several folders, each gets its own subfolder so equal names in them do not collide.
     found = [(src, Path(root.name) / rel if len(paths) > 1 and root.is_dir() else rel)
              for root in paths for src, rel in _walk(root, out)]
-    resolved = [src.resolve() for src, _ in found]
+    resolved = [_real(src) for src, _ in found]
     inputs = set(resolved)
     jobs, owners, seen = [], {}, set()
     for (src, rel), real in zip(found, resolved):
@@ -63,7 +79,7 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
         seen.add(real)
         dst = out / rel.with_suffix(output_suffix(src, fmt))
         job = Job(src, dst)
-        if dst.resolve() in inputs:  # e.g. -o the input folder, or --format png beside an input .png
+        if _real(dst) in inputs:  # e.g. -o the input folder, or --format png beside an input .png
             job.status, job.error = "failed", f"{src}: output {dst} would overwrite an input; choose another -o"
         elif dst in owners:
             job.status, job.error = "failed", f"{src}: output {dst} collides with that of {owners[dst]}"
@@ -74,6 +90,13 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
     return jobs
 
 
+def _real(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop: it fails later, with its reason
+        return path.absolute()
+
+
 def _walk(root: Path, out: Path):
     """(file, path relative to the output folder) for every image under `root`, sorted."""
     if not root.is_dir():
@@ -81,7 +104,7 @@ def _walk(root: Path, out: Path):
         return
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if (here / d).resolve() != out and not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if _real(here / d) != out and not d.startswith("."))
         for name in sorted(filenames):
             path = here / name
             if path.suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
@@ -99,77 +122,234 @@ def bounded_map(pool: ThreadPoolExecutor, fn, items, ahead: int):
         yield pending.popleft().result()
 
 
+def printable(text: str) -> str:
+    """`text` with file-name bytes that are not UTF-8 shown as \\xNN, so it prints and goes into JSON."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def one_line(text) -> str:
+    return printable(" ".join(str(text).split()))
+
+
+def reason(e: Exception) -> str:
+    if isinstance(e, NonFiniteOutput):  # its own message counts items of a batch, not this file
+        return "NaN or inf in the stylised output (overflow in reduced precision? try --fp32)"
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def infer_each(infer: Callable[[list[int]], np.ndarray], indices: list[int]) -> list[np.ndarray | Exception]:
+    """One output (or the error) per item from `infer(indices)`, a batch. When the batch fails, only
+    the items at fault fail: NaN/inf fails the items it names and the others run again one by one;
+    any other error (out of memory, most likely) retries every item alone before failing it."""
+    try:
+        return list(infer(indices))
+    except NonFiniteOutput as e:
+        error, bad = e, {indices[k] for k in e.items}
+    except Exception as e:  # one bad batch must not end the run
+        error, bad = e, set()
+    if len(indices) == 1:
+        return [error]
+    return [error if i in bad else infer_each(infer, [i])[0] for i in indices]
+
+
+def stylize_tiled(runner: Runner, image: np.ndarray, tile_size: int, batch_size: int) -> tuple[np.ndarray, int]:
+    """A padded image larger than `tile_size` through `runner` as overlapping tiles, `batch_size` at
+    a time, blended back (tiling.py); also the number of tiles. Raises the first tile's error."""
+    grid = Grid(*image.shape[:2], tile_size)
+    tiles = grid.tiles(image)
+    runner_for = runner_for_tiles(runner, image, tiles)
+
+    def infer(indices):
+        return runner_for(indices).infer(np.stack([tiles[i] for i in indices]))
+
+    def outputs():
+        for start in range(0, len(tiles), batch_size):
+            for out in infer_each(infer, list(range(start, min(start + batch_size, len(tiles))))):
+                if isinstance(out, Exception):
+                    raise out
+                yield out
+
+    return grid.blend(outputs()), len(grid)
+
+
+@dataclass
+class Item:
+    """A decoded image on its way through the runner."""
+
+    job: Job
+    image: np.ndarray  # padded to multiples of 8
+    size: tuple[int, int]  # (h, w) before padding
+    exif: bytes | None
+    icc: bytes | None
+    start: float  # when its decode began
+
+
+class Pipeline:
+    """The state of one run after decoding: shape buckets, the runner, the encoder pool with
+    back-pressure, progress and per-file lines."""
+
+    def __init__(self, runner: Runner, encoders: ThreadPoolExecutor, limit: int, batch_size: int, quality: int,
+                 tile_size: int, bar: tqdm, verbose: bool):
+        self.runner, self.encoders, self.batch_size, self.quality = runner, encoders, batch_size, quality
+        self.tile_size, self.bar, self.verbose = tile_size, bar, verbose
+        self.limit = limit
+        # At most `limit` stylised images wait for their encoder, whatever the folder holds.
+        self.writing = threading.BoundedSemaphore(limit)
+        self.lock = threading.Lock()  # encoder threads report too
+        self.buckets: dict[tuple, list[Item]] = defaultdict(list)
+
+    def fail(self, job: Job, error, start: float | None = None) -> None:
+        with self.lock:
+            job.status, job.error = "failed", one_line(error)  # always one line
+            job.seconds = time.perf_counter() - start if start else 0.0
+            self.bar.write(f"error: {job.error}", file=sys.stderr)
+            self.bar.update(1)
+
+    def done(self, item: Item) -> None:
+        job = item.job
+        with self.lock:
+            job.status, job.seconds = "done", time.perf_counter() - item.start
+            if self.verbose:
+                self.bar.write(done_line(job), file=sys.stdout)
+            self.bar.update(1)
+
+    def add(self, item: Item) -> None:
+        """Queue a decoded image: into its shape's batch, or through the tiles when it is large."""
+        if needs_tiles(item.image.shape, self.tile_size):
+            return self.run_tiled(item)
+        shape = item.image.shape
+        self.buckets[shape].append(item)
+        if len(self.buckets[shape]) >= self.batch_size:
+            self.flush(shape)
+        elif sum(map(len, self.buckets.values())) > self.limit:
+            # many different sizes: run the fullest bucket as a partial batch
+            self.flush(max(self.buckets, key=lambda k: len(self.buckets[k])))
+
+    def flush(self, shape) -> None:
+        items = self.buckets.pop(shape)
+        infer = lambda indices: self.runner.infer(np.stack([items[i].image for i in indices]))  # noqa: E731
+        for item, out in zip(items, infer_each(infer, list(range(len(items))))):
+            if isinstance(out, Exception):
+                self.fail(item.job, f"{item.job.src}: stylisation failed ({reason(out)})", item.start)
+            else:
+                self.write(item, out)
+
+    def flush_all(self) -> None:
+        for shape in list(self.buckets):
+            self.flush(shape)
+
+    def run_tiled(self, item: Item) -> None:
+        try:
+            out, tiles = stylize_tiled(self.runner, item.image, self.tile_size, self.batch_size)
+        except Exception as e:  # the image fails, the run goes on
+            return self.fail(item.job, f"{item.job.src}: stylisation failed ({reason(e)})", item.start)
+        item.job.note = "; ".join(filter(None, [item.job.note, f"{tiles} tiles"]))
+        self.write(item, out)
+
+    def write(self, item: Item, out: np.ndarray) -> None:
+        self.writing.acquire()  # back-pressure: wait while the encoders are `limit` images behind
+        self.encoders.submit(self._save, item, crop_to(out, item.size))
+
+    def _save(self, item: Item, image: np.ndarray) -> None:
+        try:
+            save_image(image, item.job.dst, self.quality, item.exif, item.icc)
+            self.done(item)
+        except Exception as e:  # a job must end done or failed, never vanish
+            self.fail(item.job, f"{item.job.dst}: cannot write ({type(e).__name__}: {e})", item.start)
+        finally:
+            self.writing.release()
+
+
+def done_line(job: Job) -> str:
+    note = f"; {job.note}" if job.note else ""
+    return printable(f"done: {job.src} -> {job.dst} ({job.seconds:.2f} s{note})")
+
+
 def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | None = None,
-        quality: int = 95, workers: int = 2, progress: bool = True) -> Summary:
+        quality: int = 95, workers: int = 2, progress: bool = True, *, tile_size: int = TILE_SIZE,
+        keep_exif: bool = False, verbose: bool = False) -> Summary:
+    """Stylise every pending job. Images whose padded side exceeds `tile_size` (0: never) go
+    through in tiles; `keep_exif` carries EXIF (orientation 1) and an RGB ICC profile into the
+    outputs (otherwise inputs are converted to sRGB); `verbose` prints a line per finished file."""
     summary = Summary(jobs)
     for job in jobs:
         if job.status == "failed":  # refused while planning (collision, would overwrite an input)
-            print(f"error: {job.error}", file=sys.stderr)
+            print(f"error: {printable(job.error)}", file=sys.stderr)
+        elif job.status == "skipped" and verbose:
+            print(printable(f"skipped: {job.src} ({job.dst} exists)"))
     todo = [j for j in jobs if j.status == "pending"]
     start = time.perf_counter()
     # disable=None: a bar on a terminal, none in logs and pipes
     bar = tqdm(total=len(todo), unit="img", desc="stylising", disable=None if progress else True)
-    lock = threading.Lock()  # encoder threads report too
-
-    def fail(job: Job, error):
-        with lock:
-            job.status, job.error = "failed", " ".join(str(error).split())  # always one line
-            bar.write(f"error: {job.error}", file=sys.stderr)
-            bar.update(1)
 
     def decode(job: Job):
+        t0 = time.perf_counter()
         try:
-            return job, load_image(job.src, max_size)
+            return job, decode_image(job.src, max_size, keep_exif), t0
         except ImageError as e:
-            return job, e
+            return job, e, t0
 
-    # At most this many decoded or stylised images wait in memory, whatever the folder holds.
-    limit = 2 * workers * batch_size
-    writing = threading.BoundedSemaphore(limit)
-
-    def write(job: Job, image: np.ndarray, t0: float):
-        try:
-            save_image(image, job.dst, quality)
-            with lock:
-                job.status, job.seconds = "done", time.perf_counter() - t0
-                bar.update(1)
-        except Exception as e:  # a job must end done or failed, never vanish
-            fail(job, f"{job.dst}: cannot write ({type(e).__name__}: {e})")
-        finally:
-            writing.release()
-
-    buckets: dict[tuple, list] = defaultdict(list)
-
-    def flush(shape):
-        items = buckets.pop(shape)
-        try:
-            outputs = runner.infer(np.stack([padded for _, padded, _, _ in items]))
-        except Exception as e:  # one bad batch must not end the run
-            for job, *_ in items:
-                fail(job, f"{job.src}: stylisation failed ({type(e).__name__}: {e})")
-            return
-        for (job, _, size, t0), out in zip(items, outputs):
-            writing.acquire()  # back-pressure: wait while the encoders are `limit` images behind
-            encoders.submit(write, job, crop_to(out, size), t0)
-
+    limit = 2 * workers * batch_size  # decoded images waiting, and stylised ones waiting to be written
     with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(workers) as encoders:
+        pipeline = Pipeline(runner, encoders, limit, batch_size, quality, tile_size, bar, verbose)
         runner.activate()
         try:
-            for job, image in bounded_map(decoders, decode, todo, ahead=limit):
-                if isinstance(image, Exception):
-                    fail(job, image)
+            for job, decoded, t0 in bounded_map(decoders, decode, todo, ahead=limit):
+                if isinstance(decoded, Exception):
+                    pipeline.fail(job, decoded, t0)
                     continue
-                padded, size = pad_to_multiple(image)
-                buckets[padded.shape].append((job, padded, size, time.perf_counter()))
-                if len(buckets[padded.shape]) >= batch_size:
-                    flush(padded.shape)
-                elif sum(map(len, buckets.values())) > limit:
-                    # many different sizes: run the fullest bucket as a partial batch
-                    flush(max(buckets, key=lambda k: len(buckets[k])))
-            for shape in list(buckets):
-                flush(shape)
+                job.note = decoded.note
+                padded, size = pad_to_multiple(decoded.pixels)
+                pipeline.add(Item(job, padded, size, decoded.exif, decoded.icc, t0))
+            pipeline.flush_all()
         finally:
             runner.close()
     bar.close()
     summary.wall = time.perf_counter() - start
     return summary
+
+
+def dry_run(jobs: list[Job], workers: int = 2) -> Summary:
+    """What run() would do, printed, with nothing written. Each input's header is read, so files
+    that are not images, decompression bombs and unreadable files show as failing; truncated data
+    only shows in a real decode."""
+    def check(job: Job):
+        try:
+            return job, check_image(job.src)
+        except ImageError as e:
+            return job, e
+
+    with ThreadPoolExecutor(workers) as pool:
+        for job, note in bounded_map(pool, check, [j for j in jobs if j.status == "pending"], ahead=4 * workers):
+            if isinstance(note, ImageError):
+                job.status, job.error = "failed", one_line(note)
+            else:
+                job.note = note
+    for job in jobs:
+        if job.status == "pending":
+            print(printable(f"would stylise: {job.src} -> {job.dst}" + (f" ({job.note})" if job.note else "")))
+        elif job.status == "skipped":
+            print(printable(f"would skip: {job.src} ({job.dst} exists)"))
+        else:
+            print(f"would fail: {printable(job.error)}")
+    return Summary(jobs, dry_run=True)
+
+
+def write_report(summary: Summary, path: Path) -> None:
+    """Every file of the run in plan order, as JSON: status, input size, output, seconds, error,
+    note (e.g. an animated GIF's first frame, tiling). Written atomically."""
+    files = [{"input": printable(str(j.src)), "status": j.status, "bytes": _size(j.src),
+              "output": printable(str(j.dst)), "seconds": round(j.seconds, 3), "error": printable(j.error),
+              "note": j.note}
+             for j in summary.jobs]
+    totals = {status: summary.count(status) for status in ("done", "skipped", "failed")}
+    report = {"summary": {**totals, "wall_seconds": round(summary.wall, 3), "line": summary.line()}, "files": files}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:  # gone, a broken link, no permission on its folder
+        return None

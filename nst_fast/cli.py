@@ -11,6 +11,8 @@ from .errors import NSTError
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
 BACKENDS = ["auto", "tensorrt", "onnxruntime", "torch"]
+# Only images inside the scikit-image wheel: others would be downloaded, which cannot work offline.
+SAMPLE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field"]
 
 
 class Group(click.Group):
@@ -59,15 +61,25 @@ def main():
 @click.option("--steps", type=click.IntRange(1), default=300, show_default=True, help="Gatys: optimisation steps.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Decode/encode threads.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), help="Also write a grid of inputs and outputs.")
+@click.option("--tile-size", type=click.IntRange(0), default=1024, show_default=True,
+              help="Images with a longer side go through in overlapping tiles of this many pixels (0: never tile).")
+@click.option("--keep-exif", is_flag=True,
+              help="Copy EXIF (orientation set to 1) and an RGB ICC profile into the outputs "
+                   "(default: convert inputs with an ICC profile to sRGB and write neither).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a JSON report: every file with status, size, output, seconds and error.")
+@click.option("--dry-run", is_flag=True, help="List what would be stylised, skipped or fail; write nothing.")
+@click.option("--verbose", "-v", is_flag=True, help="A line for every finished file.")
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
               show_default=True)
 def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, batch_size, backend, device, half,
-        graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, quiet, output):
+        graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif, report,
+        dry_run, verbose, quiet, output):
     """Stylise image files and folders (recursively) into OUTPUT, mirroring the folder tree.
 
     Existing outputs are skipped, so a rerun finishes an interrupted run. Exit status: 0 all done,
-    1 some files failed, 2 usage error.
+    1 some files failed (or, with --dry-run, would fail), 2 usage error.
     """
     from . import backends, batch, methods
 
@@ -87,12 +99,22 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         from .images import check_output_path
 
         check_output_path(contact_sheet)
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other")
+    if 0 < tile_size < 64:
+        raise click.BadParameter(f"{tile_size}: use 0 (no tiling) or at least 64", param_hint="--tile-size")
+    jobs = batch.plan(list(paths), output, fmt, overwrite)
+    if dry_run:  # before any weights are loaded or graphs exported
+        summary = batch.dry_run(jobs, workers)
+        click.echo(summary.line())
+        sys.exit(1 if summary.count("failed") else 0)
     if method != "gatys":
         engine, passed_over = backends.choose(backend, device, half)
         if not quiet:
             click.echo(f"backend: {engine}" + (f" (passed over: {'; '.join(passed_over)})" if passed_over else ""),
                        err=True)
-        locate = graph_locator(graphs, batch_size, max_size, engine.kind == "tensorrt") if engine.needs_onnx else None
+        side = min(max_size, tile_size) if tile_size else max_size  # the largest image or tile the engine gets
+        locate = graph_locator(graphs, batch_size, side, engine.kind == "tensorrt") if engine.needs_onnx else None
     if method == "adain":
         runner = methods.adain_runner(list(styles), list(style_weights) or None, alpha, preserve_color,
                                       model, vgg, engine, locate)
@@ -103,9 +125,11 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
 
         runner = methods.GatysRunner(styles[0], GatysConfig(steps=steps), vgg, device, progress=not quiet)
         batch_size = 1
-    jobs = batch.plan(list(paths), output, fmt, overwrite)
-    summary = batch.run(jobs, runner, batch_size, max_size, quality, workers, progress=not quiet)
+    summary = batch.run(jobs, runner, batch_size, max_size, quality, workers, progress=not quiet,
+                        tile_size=tile_size, keep_exif=keep_exif, verbose=verbose)
     click.echo(summary.line(), err=quiet)
+    if report:
+        batch.write_report(summary, report)
     if contact_sheet:
         write_contact_sheet(summary.jobs, contact_sheet)
     sys.exit(1 if summary.count("failed") else 0)
@@ -261,7 +285,7 @@ def sample_photos() -> list:
     except ImportError:
         click.echo("scikit-image not installed: validating on synthetic images only (pass --images DIR)", err=True)
         return []
-    return [(name, getattr(data, name)()[..., :3]) for name in ["astronaut", "coffee", "chelsea", "rocket"]]
+    return [(name, getattr(data, name)()[..., :3]) for name in SAMPLE_PHOTOS[:4]]
 
 
 @main.command()
@@ -494,8 +518,7 @@ def samples(directory):
         from skimage import data
     except ImportError:
         raise NSTError("scikit-image is not installed: pip install scikit-image") from None
-    # Only images inside the scikit-image wheel: others would be downloaded, which cannot work offline.
-    names = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field"]
+    names = SAMPLE_PHOTOS
     for name in names:
         save_image(getattr(data, name)()[..., :3], directory / f"{name}.png")
     click.echo(f"{directory}: {len(names)} sample photos")

@@ -1,13 +1,17 @@
 """Image files in and out: every input decodes to uint8 H x W x 3 RGB or fails with one ImageError line."""
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 from .fileio import atomic_path
@@ -21,14 +25,38 @@ _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
+@dataclass
+class Decoded:
+    pixels: np.ndarray  # uint8 H x W x 3 RGB, upright; sRGB unless `icc` says otherwise
+    exif: bytes | None = None  # the file's EXIF with orientation 1 (only when metadata is kept)
+    icc: bytes | None = None  # the RGB profile `pixels` are in (only when metadata is kept)
+    note: str = ""  # what a user should know about the decode, e.g. that a GIF was animated
+
+
 def load_image(path: str | os.PathLike, max_size: int | None = None) -> np.ndarray:
-    """Decode `path` to uint8 RGB (H x W x 3), upright, its long side at most `max_size`."""
+    """Decode `path` to uint8 sRGB (H x W x 3), upright, its long side at most `max_size`."""
+    return decode_image(path, max_size).pixels
+
+
+def decode_image(path: str | os.PathLike, max_size: int | None = None, keep_metadata: bool = False) -> Decoded:
+    """load_image, and what an output needs to keep (`keep_metadata`: EXIF, and an RGB ICC
+    profile instead of converting to sRGB)."""
     path = Path(path)
     try:
-        rgb = _decode(path, max_size)
+        return _decode(path, max_size, keep_metadata)
     except Exception as e:  # Pillow's plugins raise many types on bad data; the batch needs one
         raise ImageError(f"{path}: {_reason(path, e)}") from e
-    return np.array(rgb)  # a writable copy; np.asarray on an Image is read-only
+
+
+def check_image(path: str | os.PathLike) -> str:
+    """Read only the header of `path`: raise ImageError where a decode would fail early (not an
+    image, bomb, unreadable), else return its note (see Decoded). Truncated data shows only on decode."""
+    path = Path(path)
+    try:
+        with _open(path) as im:
+            return _frames_note(im)
+    except Exception as e:
+        raise ImageError(f"{path}: {_reason(path, e)}") from e
 
 
 def fit_size(size: tuple[int, int], limit: int) -> tuple[int, int]:
@@ -38,21 +66,77 @@ def fit_size(size: tuple[int, int], limit: int) -> tuple[int, int]:
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def _decode(path: Path, max_size: int | None) -> Image.Image:
+@contextlib.contextmanager
+def _open(path: Path):
     with warnings.catch_warnings():
         # Pillow only warns between 1x and 2x its pixel limit; a batch job must refuse, not log.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         im = Image.open(path)  # animated GIF/WebP open on their first frame, which is what we use
     with im:
         _check_pixels(im)
+        yield im
+
+
+def _decode(path: Path, max_size: int | None, keep_metadata: bool) -> Decoded:
+    with _open(path) as im:
+        note = _frames_note(im)  # before load(): counting frames may seek
         if max_size and max(im.size) > max_size:
             # JPEG can decode at 1/2..1/8 scale directly, far cheaper than a full decode then resize.
             im.draft(im.mode, tuple(-(-d * max_size // max(im.size)) for d in im.size))
         im.load()  # inside the caller's try, so truncated data fails here rather than later
-        rgb = _to_rgb(ImageOps.exif_transpose(im))
+        upright = ImageOps.exif_transpose(im)  # a copy: its EXIF can be changed
+        exif = _upright_exif(upright) if keep_metadata else None
+        rgb, icc = _to_srgb(upright, im.info.get("icc_profile"), keep_metadata)
     if max_size and max(rgb.size) > max_size:
         rgb = rgb.resize(fit_size(rgb.size, max_size), Image.LANCZOS, reducing_gap=3.0)
-    return rgb
+    return Decoded(np.array(rgb), exif, icc, note)  # np.array: a writable copy
+
+
+def _frames_note(im: Image.Image) -> str:
+    frames = getattr(im, "n_frames", 1)
+    return f"{im.format} with {frames} frames: the first one used" if frames > 1 else ""
+
+
+def _upright_exif(im: Image.Image) -> bytes | None:
+    exif = im.getexif()
+    if not exif:
+        return None
+    exif[ExifTags.Base.Orientation] = 1  # the pixels are upright now
+    return exif.tobytes()
+
+
+_PROFILE_MODES = {"RGB": "RGB", "CMYK": "CMYK", "GRAY": "L"}  # ICC colour space -> Pillow mode
+
+
+def _to_srgb(im: Image.Image, icc: bytes | None, keep: bool) -> tuple[Image.Image, bytes | None]:
+    """RGB pixels and the ICC profile they are in (None: sRGB). An embedded profile is applied, so
+    colours stay right once it is gone; with `keep`, an RGB profile is carried instead (CMYK and
+    grey profiles cannot describe RGB output, so those are always applied)."""
+    profile = _read_profile(icc)
+    if profile is None:
+        return _to_rgb(im), None
+    mode = _PROFILE_MODES.get(profile.profile.xcolor_space.strip())
+    if mode == "RGB":
+        rgb = _to_rgb(im)  # alpha composited first: profiles take RGB
+        return (rgb, icc) if keep else (_apply(rgb, profile), None)
+    if mode is not None and im.mode == mode:
+        # e.g. a CMYK print file: its profile is far truer than Pillow's naive CMYK formula
+        return _apply(im, profile), None
+    return _to_rgb(im), None  # a profile that does not fit the pixels: ignore it
+
+
+def _apply(im: Image.Image, profile) -> Image.Image:
+    # a fresh sRGB profile per call: LittleCMS profile handles are not shared between threads
+    return ImageCms.profileToProfile(im, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
+
+
+def _read_profile(icc: bytes | None):
+    if not icc:
+        return None
+    try:
+        return ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError):  # a damaged profile: the pixels are still good
+        return None
 
 
 def _check_pixels(im: Image.Image) -> None:
@@ -85,6 +169,9 @@ def _wide_grey_to_uint8(im: Image.Image) -> np.ndarray:
 
 def _reason(path: Path, e: Exception) -> str:
     """A short human reason for a failed decode."""
+    if path.is_symlink() and not path.exists():
+        return ("symbolic link loop" if getattr(e, "errno", None) == errno.ELOOP
+                else f"broken symbolic link (to {os.readlink(path)})")
     if isinstance(e, FileNotFoundError):
         return "no such file"
     if isinstance(e, IsADirectoryError):
@@ -104,8 +191,10 @@ def _reason(path: Path, e: Exception) -> str:
     return f"cannot decode image ({type(e).__name__}: {message})"
 
 
-def save_image(array: np.ndarray, path: str | os.PathLike, quality: int = 95) -> None:
-    """Write uint8 H x W x 3 RGB to `path`, format by suffix, atomically (never a half-written file)."""
+def save_image(array: np.ndarray, path: str | os.PathLike, quality: int = 95, exif: bytes | None = None,
+               icc: bytes | None = None) -> None:
+    """Write uint8 H x W x 3 RGB to `path`, format by suffix, atomically (never a half-written file),
+    with the given EXIF and ICC profile if any."""
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -114,8 +203,10 @@ def save_image(array: np.ndarray, path: str | os.PathLike, quality: int = 95) ->
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"{path}: expected uint8 H x W x 3, got {array.dtype} {array.shape}")
     image = Image.fromarray(array)
+    metadata = {k: v for k, v in (("exif", exif), ("icc_profile", icc)) if v}
     with atomic_path(path) as tmp:
-        image.save(tmp, format=fmt, **_save_options(fmt, quality))  # tmp ends in .part: name the format
+        # tmp ends in .part: name the format
+        image.save(tmp, format=fmt, **_save_options(fmt, quality), **metadata)
 
 
 def check_output_path(path: str | os.PathLike) -> None:

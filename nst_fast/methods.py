@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .adain import mix_statistics
+from .adain import mix_statistics, pooled_statistics, statistics_for_tile
 from .backends import Backend
 from .color import keep_luminance, match_color
 from .errors import NSTError
@@ -18,7 +18,7 @@ from .graphs import Graph, adain_graphs, transformer_graph
 from .runners import Runner
 from .runners.base import ExtraInputs
 from .runners.torch_runner import TorchRunner, resolve_device
-from .styles import Style, resolve_style
+from .styles import Style, fit_style_image, image_statistics, resolve_style
 from .stylizers import from_uint8, to_uint8
 from .weights import vgg_weights
 
@@ -28,22 +28,81 @@ GraphFile = Callable[[Graph, Backend], Path]
 CPU = Backend("torch", "cpu")
 
 
-class PostProcess(Runner):
-    """Wraps a runner and changes its output using the input (colour)."""
+class Delegate(Runner):
+    """Runs `inner`, with other extra inputs where given."""
 
-    def __init__(self, inner: Runner, fn):
-        super().__init__(inner.extra_inputs)
-        self.inner, self.fn, self.name = inner, fn, inner.name
+    def __init__(self, inner: Runner, extra_inputs: ExtraInputs | None = None):
+        super().__init__(extra_inputs or inner.extra_inputs)
+        self.inner, self.name = inner, inner.name
 
     def activate(self):
         self.inner.activate()
 
     def execute(self, feeds):
-        outputs = self.inner.execute(feeds)
-        return {**outputs, "stylized": self.fn(outputs["stylized"], feeds["images"])}
+        return self.inner.execute(feeds)
 
     def close(self):
         self.inner.close()
+
+
+class PostProcess(Delegate):
+    """Wraps a runner and changes its output using the input (colour)."""
+
+    def __init__(self, inner: Runner, fn):
+        super().__init__(inner)
+        self.fn = fn
+
+    def execute(self, feeds):
+        outputs = self.inner.execute(feeds)
+        return {**outputs, "stylized": self.fn(outputs["stylized"], feeds["images"])}
+
+
+# photos (uint8 N x H x W x 3) -> the style's (mean, std) for them: 1 x 512 each, or N x 512 when
+# they depend on the photo (colour preservation)
+StyleStatistics = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]
+
+
+def adain_feeds(mean: torch.Tensor, std: torch.Tensor, alpha: np.ndarray) -> dict[str, np.ndarray]:
+    return {"style_mean": mean.numpy(), "style_std": std.numpy(), "alpha": alpha}
+
+
+class TiledAdaIN(Delegate):
+    """An AdaIN runner that stylises the tiles of a large image (tiling.py) with the content
+    statistics of the whole image. Inside the graph, AdaIN normalises each tile by the tile's own
+    statistics, so tiles would differ in tone; adain.statistics_for_tile turns that into the whole
+    image's normalisation through the style inputs, so every backend runs the unchanged graph.
+
+    The whole image's statistics are pooled from its tiles' at full resolution: those of a
+    downscaled copy differ by 10-35 % (median over channels at 2-4x), which would change the style's
+    strength against an untiled run. Costs one more encoder pass per tile."""
+
+    def __init__(self, inner: Runner, encoder: torch.nn.Module, style: StyleStatistics, alpha: np.ndarray,
+                 device: str = "cpu"):
+        super().__init__(inner)
+        self.encoder, self.style, self.alpha = encoder, style, alpha
+        # torch computes the tiles' statistics; on the GPU when the engine runs there
+        self.device = "cuda" if device == "cuda" and torch.cuda.is_available() else "cpu"
+
+    def activate(self):
+        self.encoder.to(self.device)
+        super().activate()
+
+    def close(self):
+        super().close()
+        self.encoder.to("cpu")
+
+    def for_tiles(self, image: np.ndarray, tiles: list[np.ndarray]):
+        """runner_for(indices) of tiling.runner_for_tiles."""
+        stats = [image_statistics(self.encoder, tile, self.device) for tile in tiles]
+        whole = pooled_statistics(stats, [t.shape[0] * t.shape[1] for t in tiles])
+        # colour preservation recolours the style to the whole photo; colour needs no full resolution
+        style = self.style(fit_style_image(image)[None])
+
+        def runner_for(indices: list[int]) -> Runner:
+            tile_mean, tile_std = (torch.cat([stats[i][k] for i in indices]) for k in (0, 1))
+            feeds = adain_feeds(*statistics_for_tile(*style, tile_mean, tile_std, *whole), self.alpha)
+            return Delegate(self, lambda images: feeds)
+        return runner_for
 
 
 def make_runner(graph: Graph, backend: Backend, extra_inputs: ExtraInputs | None = None,
@@ -71,19 +130,21 @@ def adain_runner(styles: list[str], style_weights: list[float] | None = None, al
     style_encoder = copy.deepcopy(style_graph.module)
     resolved = [resolve_style(s, style_encoder, graph.source["encoder_id"]) for s in styles]
     alpha_feed = np.array([alpha], np.float32)
+    recolor = preserve_color and all(s.image is not None for s in resolved)
 
-    if preserve_color and all(s.image is not None for s in resolved):
-        def per_photo_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
-            stats = [recolored_statistics(style_encoder, resolved, style_weights, photo) for photo in images]
-            return {"style_mean": np.concatenate([m.numpy() for m, _ in stats]),
-                    "style_std": np.concatenate([s.numpy() for _, s in stats]), "alpha": alpha_feed}
-        return make_runner(graph, backend, per_photo_statistics, graph_file)
+    if recolor:
+        def style(photos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            stats = [recolored_statistics(style_encoder, resolved, style_weights, photo) for photo in photos]
+            return torch.cat([m for m, _ in stats]), torch.cat([s for _, s in stats])
+    else:
+        mixed = mix_statistics([(s.mean, s.std) for s in resolved], style_weights)
+        style = lambda photos: mixed  # noqa: E731
 
-    mean, std = mix_statistics([(s.mean, s.std) for s in resolved], style_weights)
-    fixed = {"style_mean": mean.numpy(), "style_std": std.numpy(), "alpha": alpha_feed}
-    runner = make_runner(graph, backend, lambda images: fixed, graph_file)
-    # Presets carry no image to recolour: keep the photo's colours after stylising instead.
-    return PostProcess(runner, keep_luminance) if preserve_color else runner
+    runner = make_runner(graph, backend, lambda images: adain_feeds(*style(images), alpha_feed), graph_file)
+    if preserve_color and not recolor:
+        # Presets carry no image to recolour: keep the photo's colours after stylising instead.
+        runner = PostProcess(runner, keep_luminance)
+    return TiledAdaIN(runner, copy.deepcopy(style_encoder), style, alpha_feed, backend.device)
 
 
 @torch.no_grad()

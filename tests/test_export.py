@@ -13,12 +13,13 @@ ort = pytest.importorskip("onnxruntime")
 from export import validate  # noqa: E402
 from export.cache import cached_onnx  # noqa: E402
 from export.onnx_export import export_graph  # noqa: E402
-from export.pipeline import Plan, default_style, export_validated, find_graph  # noqa: E402
+from export.onnx_export import graph_precisions  # noqa: E402
+from export.pipeline import Plan, default_style, export_validated, feeds_for, find_graph  # noqa: E402
 from nst_fast import backends  # noqa: E402
 from nst_fast.cli import main  # noqa: E402
 from nst_fast.errors import NSTError  # noqa: E402
 from nst_fast.graphs import Graph, adain_graphs  # noqa: E402
-from nst_fast.images import save_image  # noqa: E402
+from nst_fast.images import load_image, save_image  # noqa: E402
 from nst_fast.models import save_model  # noqa: E402
 from nst_fast.runners.base import NonFiniteOutput  # noqa: E402
 from nst_fast.runners.onnxruntime_runner import OnnxRuntimeRunner  # noqa: E402
@@ -60,7 +61,7 @@ def test_fp32_adain_graph_matches_torch_at_many_shapes(tmp_path, adain, photos):
     onnx.checker.check_model(model, full_check=True)
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
     assert [p.name for p in tmp_path.iterdir()] == ["a.onnx"]  # one self-contained file
-    feeds = __import__("export.pipeline", fromlist=["feeds_for"]).feeds_for(graph, default_style(graph, style_graph))
+    feeds = feeds_for(graph, default_style(graph, style_graph))
     checks = validate.onnx_checks("adain_stylizer", "fp32", graph.module, session(path), feeds,
                                   photos + validate.extreme_images(64), SIZES)
     assert len(checks) == 15 and all(c.passed for c in checks), [c.line() for c in checks if not c.passed]
@@ -73,7 +74,7 @@ def test_fp16_adain_graph_is_fp16_with_fp32_statistics(tmp_path, adain, photos):
     model = onnx.load(str(path))
     weights = [t for t in model.graph.initializer if len(t.dims) == 4]  # convolution kernels
     assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
-    precisions = __import__("export.onnx_export", fromlist=["graph_precisions"]).graph_precisions(path)
+    precisions = graph_precisions(path)
     assert precisions["fp16"] > precisions["fp32"] > 0
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
@@ -81,7 +82,7 @@ def test_fp16_adain_graph_is_fp16_with_fp32_statistics(tmp_path, adain, photos):
     assert len(statistics) >= 3  # mean and variance of content features, their square root
     assert all(types[n.input[0]] == onnx.TensorProto.FLOAT for n in statistics)
 
-    feeds = __import__("export.pipeline", fromlist=["feeds_for"]).feeds_for(graph, default_style(graph, style_graph))
+    feeds = feeds_for(graph, default_style(graph, style_graph))
     images = photos + validate.extreme_images(64)
     checks = validate.onnx_checks("adain_stylizer", "fp16", graph.module, session(path), feeds, images, SIZES[:2])
     checks += validate.half_storage_checks("adain_stylizer", graph.module, feeds, images, (64, 96))
@@ -186,8 +187,7 @@ def test_run_with_onnxruntime_equals_torch_within_one_level(tmp_path, vgg_weight
         result = CliRunner().invoke(main, ["run", str(tmp_path / "in"), "-s", "the_scream", "--backend", backend,
                                            "-o", str(tmp_path / backend), "--quiet"])
         assert result.exit_code == 0, result.output
-        outputs[backend] = [np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(p)).astype(int)
-                            for p in sorted((tmp_path / backend).glob("*.png"))]
+        outputs[backend] = [load_image(p).astype(int) for p in sorted((tmp_path / backend).glob("*.png"))]
     assert len(outputs["torch"]) == 2
     for a, b in zip(outputs["onnxruntime"], outputs["torch"]):
         assert np.mean(np.abs(a - b) <= 1) >= 0.999
@@ -215,7 +215,7 @@ def test_backend_order_and_reasons(monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: torch sees no GPU on this machine")
 def test_torch_cuda_fp16_matches_cpu_fp32(adain, photos):
     _, graph = adain
-    feeds = __import__("export.pipeline", fromlist=["feeds_for"]).feeds_for(graph, default_style(graph, adain[0]))
+    feeds = feeds_for(graph, default_style(graph, adain[0]))
     image = validate.fit(photos[0][1], 512, 512)[None]
     extra = lambda x: {k: v for k, v in feeds(x).items() if k != "images"}  # noqa: E731
     with TorchRunner(graph.module, "cpu", extra_inputs=extra) as cpu:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import warnings
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageCms, ImageFile
 
 from nst_fast.errors import ImageError
 from nst_fast.images import (
-    IMAGE_EXTENSIONS, crop_to, load_image, output_suffix, pad_to_multiple, save_image,
+    IMAGE_EXTENSIONS, check_image, crop_to, decode_image, load_image, output_suffix, pad_to_multiple, save_image,
 )
 from nst_fast.sheet import GAP, contact_sheet
 
@@ -104,6 +105,62 @@ def test_animated_gif_gives_first_frame(tmp_path):
     frames = [Image.new("RGB", (4, 4), colour) for colour in (RED, BLUE)]
     out = _load_saved(tmp_path, frames[0], "anim.gif", save_all=True, append_images=frames[1:], duration=50)
     assert (out == RED).all()
+    note = "GIF with 2 frames: the first one used"
+    assert decode_image(tmp_path / "anim.gif").note == note and check_image(tmp_path / "anim.gif") == note
+    Image.new("RGB", (4, 4), RED).save(tmp_path / "still.gif")
+    assert decode_image(tmp_path / "still.gif").note == "" and check_image(tmp_path / "still.gif") == ""
+
+
+def _swapped_primaries_profile() -> bytes:
+    """An sRGB profile with the red and green primaries exchanged: pixels (255, 0, 0) in this
+    colour space are sRGB green. Made by swapping two entries of the sRGB profile's tag table."""
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    count = struct.unpack(">I", icc[128:132])[0]
+    entries = {bytes(icc[132 + 12 * i:136 + 12 * i]): 136 + 12 * i for i in range(count)}  # tag -> offset, size
+    red, green = entries[b"rXYZ"], entries[b"gXYZ"]
+    icc[red:red + 8], icc[green:green + 8] = icc[green:green + 8], icc[red:red + 8]
+    return bytes(icc)
+
+
+@pytest.mark.parametrize("name", ["p.png", "p.jpg", "p.webp"])
+def test_icc_profile_is_converted_to_srgb_unless_kept(tmp_path, name):
+    icc = _swapped_primaries_profile()
+    Image.new("RGB", (8, 8), RED).save(tmp_path / name, icc_profile=icc, quality=100)
+    converted = decode_image(tmp_path / name)
+    assert converted.icc is None and np.abs(converted.pixels.astype(int) - (0, 255, 0)).max() <= 3
+    kept = decode_image(tmp_path / name, keep_metadata=True)
+    assert kept.icc == icc and np.abs(kept.pixels.astype(int) - RED).max() <= 3
+
+
+def test_damaged_or_mismatched_profiles_are_ignored(tmp_path):
+    Image.new("RGB", (4, 4), RED).save(tmp_path / "bad_icc.png", icc_profile=b"not a profile")
+    damaged = decode_image(tmp_path / "bad_icc.png", keep_metadata=True)
+    assert damaged.pixels[0, 0].tolist() == list(RED) and damaged.icc is None
+    rgb_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # cannot describe CMYK
+    Image.new("CMYK", (2, 1), (255, 0, 0, 0)).save(tmp_path / "cmyk.tif", icc_profile=rgb_profile)
+    assert decode_image(tmp_path / "cmyk.tif").pixels[0, 0].tolist() == [0, 255, 255]
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+def test_kept_exif_is_upright_and_survives_saving(tmp_path, suffix):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 30 x 20, shown 20 x 30
+    exif[0x010F] = "Canon"
+    Image.new("RGB", (30, 20), BLUE).save(tmp_path / "in.jpg", exif=exif)
+    decoded = decode_image(tmp_path / "in.jpg", keep_metadata=True)
+    assert decoded.pixels.shape == (30, 20, 3) and load_image(tmp_path / "in.jpg").shape == (30, 20, 3)
+    assert decode_image(tmp_path / "in.jpg").exif is None  # only kept when asked
+    save_image(decoded.pixels, tmp_path / f"out{suffix}", exif=decoded.exif, icc=_swapped_primaries_profile())
+    with Image.open(tmp_path / f"out{suffix}") as out:
+        assert out.size == (20, 30) and dict(out.getexif()) == {0x0112: 1, 0x010F: "Canon"}
+        assert out.info["icc_profile"] == _swapped_primaries_profile()
+
+
+def test_broken_symbolic_link(tmp_path):
+    (tmp_path / "link.png").symlink_to(tmp_path / "gone.png")
+    _assert_image_error(tmp_path / "link.png", f"broken symbolic link (to {tmp_path / 'gone.png'})")
+    with pytest.raises(ImageError, match="broken symbolic link"):
+        check_image(tmp_path / "link.png")
 
 
 @pytest.mark.parametrize("name", ["wide.png", "wide.jpg"])  # JPEG also takes the draft() path
