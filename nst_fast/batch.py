@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import ImageError
-from .fileio import atomic_path
+from .fileio import atomic_path, remove_stale_parts
 from .images import (
     IMAGE_EXTENSIONS, check_image, crop_to, decode_image, output_suffix, pad_to_multiple, save_image,
 )
@@ -278,6 +278,8 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
         elif job.status == "skipped" and verbose:
             print(printable(f"skipped: {job.src} ({job.dst} exists)"))
     todo = [j for j in jobs if j.status == "pending"]
+    for folder in {j.dst.parent for j in todo if j.dst.parent.is_dir()}:
+        remove_stale_parts(folder)  # left by a run that was killed mid-write
     start = time.perf_counter()
     # disable=None: a bar on a terminal, none in logs and pipes
     bar = tqdm(total=len(todo), unit="img", desc="stylising", disable=None if progress else True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def atomic_path(final: str | os.PathLike):
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f"{final.suffix}.part", dir=final.parent)
+    # the writer's pid in the name tells a later run whether the file is being written or was left
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.pid{os.getpid()}.", suffix=f"{final.suffix}.part",
+                               dir=final.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -44,3 +47,29 @@ def atomic_path(final: str | os.PathLike):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+_WRITER = re.compile(r"\.pid(\d+)\.[^.]*\.[^/]*part$")
+
+
+def remove_stale_parts(folder: str | os.PathLike) -> list[Path]:
+    """Delete the partial files of `atomic_path` in `folder` whose writer is no longer running
+    (a run killed mid-write); those of live writers stay. Returns what was removed."""
+    removed = []
+    for part in Path(folder).glob(".*.part"):
+        writer = _WRITER.search(part.name)
+        if writer and not _alive(int(writer.group(1))):
+            with contextlib.suppress(OSError):
+                part.unlink()
+                removed.append(part)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -427,3 +427,20 @@ def test_one_pixel_and_one_by_5000_images(tmp_path):
         assert job(summary, name).status == "done"
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / name)), image)
     assert job(summary, "line.png").note == f"{len(Grid(5000, 16, batch.TILE_SIZE))} tiles"
+
+
+def test_a_rerun_removes_partial_files_a_killed_run_left(tmp_path):
+    import subprocess
+    import sys
+
+    from nst_fast.fileio import atomic_path, remove_stale_parts
+
+    # a writer that dies mid-write (as under kill -9) leaves its partial file behind
+    code = ("import os, sys; from nst_fast.fileio import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_bytes(b'half')\n    os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.jpg")], check=True)
+    with atomic_path(tmp_path / "b.jpg") as ours:  # a live writer: this process
+        ours.write_bytes(b"being written")
+        (left,) = [p for p in tmp_path.glob(".a.*.part")]
+        assert remove_stale_parts(tmp_path) == [left] and not left.exists() and ours.exists()
+    assert (tmp_path / "b.jpg").read_bytes() == b"being written" and not (tmp_path / "a.jpg").exists()
