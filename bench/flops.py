@@ -1,5 +1,5 @@
 """FLOPs per image, counted from the layers: every convolution (2 * Cin/groups * k * k per output
-value) and matrix product; elementwise work is left out, as it is a few percent of these networks.
+value); elementwise work is left out, as it is a few percent of these networks.
 
 Counted on the `meta` device, so no arithmetic is done: only output shapes are needed."""
 from __future__ import annotations

@@ -18,9 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bench.worker import Config
-
-RESULTS = Path(__file__).parent / "results"
-
+from nst_fast.errors import NSTError
 
 def backends_here(device: str) -> list[tuple[str, str, bool]]:
     """(backend, device, half) for every usable backend: FP32 and FP16 on GPUs, FP32 on the CPU."""
@@ -38,6 +36,8 @@ def plan(methods: list[str], sizes: list[int], batch: int, photos: list[str], st
     """Worker specs: Gatys once per size, every other method on every backend; the backend `run`
     would pick (the first) also end to end through the batch runner on `runner_images` files."""
     found = backends_here(device)
+    if not found:
+        raise NSTError(f"no backend runs on --device {device} here (see nst-fast info)")
     specs = []
     for size in sizes:
         if "gatys" in methods:
@@ -54,13 +54,17 @@ def plan(methods: list[str], sizes: list[int], batch: int, photos: list[str], st
     return specs
 
 
-def run_one(spec: dict, env: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)], capture_output=True, text=True,
-                          env=env, cwd=Path(__file__).parents[1])
+def run_one(spec: dict, env: dict, timeout: float = 3600.0) -> dict:
+    try:
+        proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)], capture_output=True,
+                              text=True, env=env, cwd=Path(__file__).parents[1], timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"config": spec, "error": f"did not finish in {timeout:.0f} s"}
     lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
         return {"config": spec, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
-    return json.loads(lines[-1])
 
 
 def speedups(results: list[dict]) -> None:
@@ -75,7 +79,6 @@ def environment(device: str) -> dict:
     import numpy
     import torch
 
-    from export.engine import device_info  # noqa: F401 -- TensorRT facts only where it is installed
     from nst_fast.backends import has
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
@@ -83,13 +86,19 @@ def environment(device: str) -> dict:
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
     for name in ("onnx", "onnxruntime", "tensorrt"):
         if has(name):
-            versions[name] = __import__(name).__version__
+            try:
+                versions[name] = __import__(name).__version__
+            except Exception as e:  # e.g. a tensorrt wheel without its libraries: note it, keep the results
+                versions[name] = f"unusable ({type(e).__name__})"
     env = {"host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(), "versions": versions,
            "git_commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
     if torch.cuda.is_available() and device != "cpu":
         env["gpu"] = torch.cuda.get_device_name()
-        env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                       capture_output=True, text=True).stdout.strip()
+        try:
+            env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                           capture_output=True, text=True).stdout.strip()
+        except OSError:
+            env["driver"] = "unknown (no nvidia-smi)"
     return env
 
 
@@ -105,7 +114,7 @@ def run(specs: list[dict], device: str, out: Path, label: str | None = None) -> 
     from bench.flops import gemm_peak
     from bench.report import write_report
 
-    # Graphs and engines are built into a fresh cache, so each configuration's prepare_s includes them.
+    # Graphs and engines are built into a fresh cache: the first configuration needing each pays for it.
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NST_FAST_GRAPH_CACHE": cache}
         results = []

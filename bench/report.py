@@ -22,7 +22,7 @@ def table(report: dict) -> str:
         f"# Benchmark: {env.get('gpu') or env['cpu']} ({env['cores']} cores)",
         "",
         f"{env['date']}, commit {env['git_commit']}; " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
-        "Measured FP32 GEMM peak: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peak.items()) + ".",
+        "Measured GEMM peak (the % column's limit): " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peak.items()) + ".",
         "",
         "| configuration | size | images/s | image p50 / p95 (s) | batch p50 / p95 (s) | vs Gatys | GFLOP/image | GFLOP/s (% of peak) | prepare / activate (s) | peak RSS (MB) | end to end images/s (ratio) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -37,15 +37,15 @@ def table(report: dict) -> str:
         limit = gpu_peak or cpu_peak
         achieved = r["achieved_flops"] / 1e9
         share = f" ({100 * r['achieved_flops'] / limit:.0f} %)" if limit else ""
-        speed = f"{r['speedup_vs_gatys']:.0f}x" if "speedup_vs_gatys" in r and c["method"] != "gatys" else "1x" \
-            if c["method"] == "gatys" else ""
+        speed = "1x" if c["method"] == "gatys" else f"{r['speedup_vs_gatys']:.0f}x" if "speedup_vs_gatys" in r else ""
+        memory = f"{r['peak_rss_mb']:.0f}" + (f" (torch GPU {r['peak_torch_gpu_mb']:.0f})" if "peak_torch_gpu_mb" in r else "")
         e2e = ""
         if "runner" in r:
             e2e = f"{r['runner']['images_per_s']:.2f} ({100 * r['runner']['images_per_s'] / r['images_per_s']:.0f} %)"
         lines.append(
             f"| {label(r)} | {c['size']} | {r['images_per_s']:.3g} | {r['image_p50_s']:.3g} / {r['image_p95_s']:.3g} | "
             f"{r['batch_p50_s']:.3g} / {r['batch_p95_s']:.3g} | {speed} | {r['flops_per_image'] / 1e9:.0f} | "
-            f"{achieved:.0f}{share} | {r['prepare_s']:.1f} / {r['activate_s']:.1f} | {r['peak_rss_mb']:.0f} | {e2e} |")
+            f"{achieved:.0f}{share} | {r['prepare_s']:.1f} / {r['activate_s']:.1f} | {memory} | {e2e} |")
     lines += ["", "images/s counts warm batches already in memory (the bare engine); 'end to end' is the batch",
               "runner on JPEG files in and out with the same engine, and its ratio to the bare engine.",
               "prepare = building the runner (graph export or engine build included); activate = loading it."]
@@ -59,6 +59,8 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ok = [r for r in report["results"] if "error" not in r]
+    if not ok:
+        return
     sizes = sorted({r["config"]["size"] for r in ok})
     names = list(dict.fromkeys(label(r) for r in ok))
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(names) * len(sizes) + 1.5))

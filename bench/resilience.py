@@ -38,7 +38,8 @@ def run_cli(args: list[str], kill_when=None, patience: float = 600.0) -> dict:
     """Run `nst-fast run ARGS`; SIGKILL it as soon as `kill_when()` is true, if given. Returns exit
     status, wall time and the child's peak RSS (from wait4)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(CLI + ["run", *args, "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    errors = tempfile.TemporaryFile()  # a file, not a pipe: a pipe nobody reads can block the child
+    proc = subprocess.Popen(CLI + ["run", *args, "--quiet"], stdout=subprocess.DEVNULL, stderr=errors)
     if kill_when is not None:
         # no proc.poll(): it would reap the child, which wait4 below needs; a child that ended is a
         # zombie until then, so the kill is harmless and its exit status tells
@@ -49,7 +50,14 @@ def run_cli(args: list[str], kill_when=None, patience: float = 600.0) -> dict:
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"exit": proc.returncode, "wall_s": time.perf_counter() - start, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "stderr_tail": proc.stderr.read().decode(errors="replace")[-500:]}
+            "stderr_tail": tail(errors)}
+
+
+def tail(file, size: int = 500) -> str:
+    file.seek(0)
+    text = file.read().decode(errors="replace")[-size:]
+    file.close()
+    return text
 
 
 def memory(photos, size: int, count: int, style: str, work: Path) -> dict:
@@ -95,12 +103,14 @@ def kill_and_resume(photos, size: int, count: int, style: str, work: Path, seed:
 @click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("--size", default=256, show_default=True)
 @click.option("--count", default=200, show_default=True, help="Files for the memory run (and 10x that).")
-@click.option("--kill-count", default=40, show_default=True, help="Files for the kill -9 run.")
+@click.option("--kill-count", type=click.IntRange(3), default=40, show_default=True, help="Files for the kill -9 run.")
 @click.option("--style", default="starry_night", show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def main(photos, size, count, kill_count, style, seed, output):
     files = sorted(p for p in photos.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:20]
+    if not files:
+        raise click.UsageError(f"--photos {photos}: no image files in it")
     with tempfile.TemporaryDirectory() as tmp:
         result = {"size": size, "style": style,
                   "kill": kill_and_resume(files, size, kill_count, style, Path(tmp) / "kill", seed),

@@ -61,7 +61,12 @@ def build_runner(config: Config):
         return methods.GatysRunner(str(config.style), GatysConfig(steps=config.gatys_steps), device=config.device,
                                    progress=False)
     backend = Backend(config.backend, config.device, config.half)
-    locate = graph_locator() if backend.needs_onnx else None
+    locate = None
+    if backend.needs_onnx:
+        from export.engine import Profile
+
+        shape = (config.batch, config.size, config.size)
+        locate = graph_locator(engine_profile=Profile(shape, shape, shape), progress=False)
     if config.method == "adain":
         return methods.adain_runner([config.style], backend=backend, graph_file=locate)
     return methods.transformer_runner(config.style, config.model, backend=backend, graph_file=locate)
@@ -86,9 +91,9 @@ def flops_per_image(config: Config, runner) -> float:
 
 def time_engine(config: Config, runner) -> dict:
     batch = fitted(config, config.batch)
-    for _ in range(1 if config.method == "gatys" else 2):  # warm-up: allocation, kernel choice, graph capture
-        if config.method != "gatys":
-            runner.infer(batch)
+    if config.method != "gatys":  # warm-up: allocation, kernel choice, graph capture
+        runner.infer(batch)
+        runner.infer(batch)
     latencies = []
     start = time.perf_counter()
     while len(latencies) < config.min_batches or time.perf_counter() - start < config.min_seconds:
@@ -130,15 +135,16 @@ def measure(config: Config, runner_images: int = 0) -> dict:
     try:
         result = {"config": asdict(config), "name": config.name, "prepare_s": prepare, "activate_s": activate,
                   **time_engine(config, runner)}
-        if config.mode == "runner":
-            result["runner"] = time_runner(config, runner, runner_images)
     finally:
         runner.close()
+    if config.mode == "runner":  # batch.run activates and closes the runner itself
+        result["runner"] = time_runner(config, runner, runner_images)
+    # memory before the FLOP count below builds a model of its own
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if config.device == "cuda":  # torch's allocations: what torch and its CUDA graphs hold
+        result["peak_torch_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     result["flops_per_image"] = flops_per_image(config, runner)
     result["achieved_flops"] = result["flops_per_image"] * result["images_per_s"]
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if config.device == "cuda":
-        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return result
 
 

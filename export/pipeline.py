@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nst_fast.errors import NSTError
 from nst_fast.fileio import atomic_path
 from nst_fast.graphs import Graph
 from nst_fast.weights import sha256_file
@@ -47,11 +48,11 @@ def feeds_for(graph: Graph, style: tuple[np.ndarray, np.ndarray] | None):
 
 
 def session(path: Path, threads: int | None = None):
-    import onnxruntime as ort
+    from nst_fast.runners.onnxruntime_runner import OnnxRuntimeRunner
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    runner = OnnxRuntimeRunner(path, "cpu", threads)
+    runner.activate()
+    return runner.session
 
 
 def checks_for(graph: Graph, precision: str, path: Path, plan: Plan, style, bar) -> list:
@@ -71,8 +72,7 @@ def checks_for(graph: Graph, precision: str, path: Path, plan: Plan, style, bar)
         checks += validate.onnx_checks(graph.name, precision, graph.module, sess, feeds, extremes + photos,
                                        [validate.UHD], report)
     if precision == "fp16" and plan.fp16_storage:
-        for size in plan.sizes:
-            checks += validate.half_storage_checks(graph.name, graph.module, feeds, plan.images, size, report)
+        checks += validate.half_storage_checks(graph.name, graph.module, feeds, plan.images, plan.sizes, report)
     return checks
 
 
@@ -84,24 +84,29 @@ def check_count(graph: Graph, precision: str, plan: Plan) -> int:
     return n
 
 
-def export_validated(graph: Graph, precision: str, out_dir: Path, plan: Plan, style=None) -> dict:
+def export_validated(graph: Graph, precision: str, out_dir: Path, plan: Plan, style=None, progress: bool = True) -> dict:
     """Export one graph at one precision, validate it, and return its manifest entry."""
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{graph.name}.{precision}.onnx"
-    unvalidated = out_dir / f".{graph.name}.{precision}.unvalidated.onnx"
+    # one per process: two runs exporting into the same cache at once must not validate each other's file
+    unvalidated = out_dir / f".{graph.name}.{precision}.pid{os.getpid()}.unvalidated.onnx"
     start = time.perf_counter()
-    export_graph(graph.module, graph.kind, unvalidated, half=precision == "fp16")
-    export_seconds = time.perf_counter() - start
-    with tqdm(total=check_count(graph, precision, plan), desc=f"validate {final.name}", unit="check") as bar:
-        checks = checks_for(graph, precision, unvalidated, plan, style, bar)
-    result = validate.summary(checks)
-    written = {}
-    if result["passed"]:
-        os.replace(unvalidated, final)
-        written = {"file": final.name, "sha256": sha256_file(final), "bytes": final.stat().st_size,
-                   "node_precisions": graph_precisions(final)}
-    else:
-        unvalidated.unlink()
+    try:
+        export_graph(graph.module, graph.kind, unvalidated, half=precision == "fp16")
+        export_seconds = time.perf_counter() - start
+        with tqdm(total=check_count(graph, precision, plan), desc=f"validate {final.name}", unit="check",
+                  disable=None if progress else True) as bar:
+            checks = checks_for(graph, precision, unvalidated, plan, style, bar)
+        result = validate.summary(checks)
+        written = {}
+        if result["passed"]:
+            os.replace(unvalidated, final)
+            written = {"file": final.name, "sha256": sha256_file(final), "bytes": final.stat().st_size,
+                       "node_precisions": graph_precisions(final)}
+        else:
+            final.unlink(missing_ok=True)  # an older export of it must not pass for this one
+    finally:
+        unvalidated.unlink(missing_ok=True)
     return {
         "name": graph.name, "kind": graph.kind, "precision": precision, "file": None, **written,
         "inputs": {name: signature(name) for name in INPUTS[graph.kind]},
@@ -138,8 +143,19 @@ def write_manifest(out_dir: Path, entries: list[dict]) -> Path:
                 "opset": OPSET, "exporter": "torch.onnx TorchScript tracer (dynamo=False)",
                 "graphs": sorted(graphs.values(), key=lambda g: (g["name"], g["precision"]))}
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+        tmp.write_text(json.dumps(json_safe(manifest), indent=1, allow_nan=False) + "\n")
     return path
+
+
+def json_safe(value):
+    """JSON has no infinity: an exact match's PSNR (inf) is written as null."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def environment() -> dict:
@@ -152,15 +168,29 @@ def environment() -> dict:
             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "nst_fast": version("nst-fast")}
 
 
-def find_graph(out_dir: Path, name: str, precision: str) -> Path | None:
-    """The validated file for (name, precision) that an export wrote into `out_dir`, if any."""
+def manifest_entry(out_dir: Path, name: str, precision: str) -> dict | None:
+    """The manifest's entry for a validated (name, precision) graph in `out_dir`, if any."""
     path = out_dir / MANIFEST
     if not path.exists():
         return None
-    for g in json.loads(path.read_text()).get("graphs", []):
-        if g["name"] == name and g["precision"] == precision and g.get("file"):
-            return out_dir / g["file"]
-    return None
+    try:
+        graphs = json.loads(path.read_text())["graphs"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise NSTError(f"{path}: damaged manifest ({type(e).__name__}: {e}); export again") from None
+    return next((g for g in graphs if g.get("name") == name and g.get("precision") == precision and g.get("file")),
+                None)
+
+
+def verified_file(out_dir: Path, entry: dict, graph: Graph) -> Path:
+    """The entry's file, if it is intact and was exported from the weights `graph` was built from."""
+    path = out_dir / entry["file"]
+    keys = ("sha256", "encoder_id", "style")
+    if {k: entry["source"].get(k) for k in keys} != {k: graph.source.get(k) for k in keys}:
+        raise NSTError(f"{path}: exported from other weights ({entry['source'].get('weights')}) than the ones asked "
+                       f"for ({graph.source.get('weights')}); export those, or leave out --graphs")
+    if not path.is_file() or sha256_file(path) != entry.get("sha256"):
+        raise NSTError(f"{path}: missing, or its hash differs from {out_dir / MANIFEST} (damaged?); export again")
+    return path
 
 
 def default_style(graph: Graph, style_encoder: Graph | None) -> tuple[np.ndarray, np.ndarray] | None:

@@ -141,18 +141,19 @@ def fp16_storage(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def half_storage_checks(graph: str, reference: torch.nn.Module, feeds: Feeds, images: list[tuple[str, np.ndarray]],
-                        size: tuple[int, int], progress=None) -> list[Check]:
+                        sizes: list[tuple[int, int]], progress=None) -> list[Check]:
     """The module with FP16 storage (`fp16_storage`) against itself in FP32."""
     half = fp16_storage(reference)
     checks = []
     for name, image in images:
-        inputs = feeds(fit(image, *size)[None])
-        expected, _ = torch_outputs(reference, inputs)
-        stylized, finite = torch_outputs(half, inputs)
-        checks.append(judge(Check(graph, "fp16", "fp16-storage", name, *size, *compare(expected, stylized),
-                                  bool(finite.all()))))
-        if progress:
-            progress(checks[-1])
+        for size in sizes:
+            inputs = feeds(fit(image, *size)[None])
+            expected, _ = torch_outputs(reference, inputs)
+            stylized, finite = torch_outputs(half, inputs)
+            checks.append(judge(Check(graph, "fp16", "fp16-storage", name, *size, *compare(expected, stylized),
+                                      bool(finite.all()))))
+            if progress:
+                progress(checks[-1])
     return checks
 
 

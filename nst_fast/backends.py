@@ -10,9 +10,6 @@ from dataclasses import dataclass
 
 from .errors import NSTError
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-
-
 @dataclass(frozen=True)
 class Backend:
     kind: str  # tensorrt | onnxruntime | torch
@@ -74,4 +71,5 @@ def choose(backend: str = "auto", device: str = "auto", half: bool | None = None
             passed_over.append(f"{kind} on {dev}: {why_not}")
             continue
         return Backend(kind, dev, dev == "cuda" if half is None else half), passed_over
-    raise NSTError(f"--backend {backend} --device {device} is not available here: " + "; ".join(passed_over))
+    why = "; ".join(passed_over) or f"{backend} does not run on the {device.upper() if device == 'cuda' else 'CPU'}"
+    raise NSTError(f"--backend {backend} --device {device} is not available here: {why}")

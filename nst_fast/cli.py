@@ -85,6 +85,8 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
 
     if style_weights and len(style_weights) != len(styles):
         raise click.UsageError(f"{len(style_weights)} --style-weight for {len(styles)} --style")
+    if style_weights and (min(style_weights) < 0 or sum(style_weights) <= 0):
+        raise click.BadParameter("weights must be non-negative and not all zero", param_hint="--style-weight")
     if method != "adain" and len(styles) > 1:
         raise click.UsageError(f"--method {method} takes one --style")
     if method == "gatys":
@@ -103,6 +105,9 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         raise click.UsageError("--quiet and --verbose contradict each other")
     if 0 < tile_size < 64:
         raise click.BadParameter(f"{tile_size}: use 0 (no tiling) or at least 64", param_hint="--tile-size")
+    if method == "gatys":
+        tile_size = 0  # an optimisation per tile would be minutes each, and would not match at the seams
+    check_styles(method, styles, model)
     jobs = batch.plan(list(paths), output, fmt, overwrite)
     if dry_run:  # before any weights are loaded or graphs exported
         summary = batch.dry_run(jobs, workers)
@@ -114,7 +119,10 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
             click.echo(f"backend: {engine}" + (f" (passed over: {'; '.join(passed_over)})" if passed_over else ""),
                        err=True)
         side = min(max_size, tile_size) if tile_size else max_size  # the largest image or tile the engine gets
-        locate = graph_locator(graphs, batch_size, side, engine.kind == "tensorrt") if engine.needs_onnx else None
+        if graphs and not engine.needs_onnx:
+            raise click.UsageError(f"--graphs is for the onnxruntime and TensorRT backends, not {engine}")
+        locate = graph_locator(graphs, batch_size, side, engine.kind == "tensorrt", not quiet) \
+            if engine.needs_onnx else None
     if method == "adain":
         runner = methods.adain_runner(list(styles), list(style_weights) or None, alpha, preserve_color,
                                       model, vgg, engine, locate)
@@ -135,16 +143,30 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
     sys.exit(1 if summary.count("failed") else 0)
 
 
-def graph_locator(graphs: Path | None, batch_size: int, max_size: int, tensorrt: bool):
+def check_styles(method: str, styles, model) -> None:
+    """Every style names a file or a bundled preset / network, before any work starts."""
+    from .graphs import transformer_path
+    from .styles import PRESETS, preset_names
+
+    if method == "transformer":
+        transformer_path(styles[0], model)
+    elif method == "adain":
+        for spec in styles:
+            if not Path(spec).is_file() and not (PRESETS / f"{spec}.safetensors").is_file():
+                raise NSTError(f"{spec}: no such style image or preset (presets: {', '.join(preset_names())})")
+
+
+def graph_locator(graphs: Path | None, batch_size: int, max_size: int, tensorrt: bool, progress: bool):
     """Exported graphs (and TensorRT engines with a profile that fits this run's batches)."""
     from export.cache import graph_locator as locate
 
     if not tensorrt:
-        return locate(graphs)
+        return locate(graphs, progress=progress)
     from export.engine import Profile
 
     side = -(-max_size // 8) * 8
-    return locate(graphs, Profile(min=(1, 16, 16), opt=(batch_size, side, side), max=(batch_size, side, side)))
+    return locate(graphs, Profile(min=(1, 16, 16), opt=(batch_size, side, side), max=(batch_size, side, side)),
+                  progress)
 
 
 def write_contact_sheet(jobs, path: Path, limit: int = 24) -> None:
@@ -216,7 +238,7 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
 @click.option("--sizes", help="Shapes (HxW, multiples of 8) to validate at, comma-separated "
               "(default: 16x40,136x64,200x328,512x512,96x1024).")
 @click.option("--uhd/--no-uhd", default=True, show_default=True, help="Also validate at 3840x2160.")
-@click.option("--threads", type=click.IntRange(1), help="onnxruntime threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(1), help="onnxruntime threads (default: onnxruntime's, one per physical core).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("exported"),
               show_default=True)
 def export_(methods_, styles, model, vgg, fp16, engine, min_shape, opt_shape, max_shape, images, limit, sizes, uhd,
@@ -229,42 +251,74 @@ def export_(methods_, styles, model, vgg, fp16, engine, min_shape, opt_shape, ma
     from export import pipeline, validate
     from export.engine import Profile, parse_shape
 
-    from .graphs import adain_graphs, bundled_transformers, transformer_graph
-
     profile = None
     if engine:
         try:
             profile = Profile(parse_shape(min_shape), parse_shape(opt_shape), parse_shape(max_shape))
         except ValueError as e:
             raise click.UsageError(str(e)) from None
-    methods_ = methods_ or ("adain", "transformer")
-    graphs = []
-    if "adain" in methods_:
-        graphs += adain_graphs(model if methods_ == ("adain",) else None, vgg)
-    if "transformer" in methods_:
-        if model and methods_ == ("transformer",):
-            graphs.append(transformer_graph(model=model))
-        else:
-            graphs += [transformer_graph(style) for style in styles or bundled_transformers()]
+        from .runners.tensorrt_runner import device_info
+
+        device_info()  # no TensorRT or no GPU: say so now, not after minutes of validation
+    graphs = export_graphs(methods_, styles, model, vgg)
     photos = validate.folder_images(images, limit) if images else sample_photos()
+    if images and not photos:
+        raise click.UsageError(f"--images {images}: no image files in it")
     plan = pipeline.Plan(photos + validate.extreme_images(), parse_sizes(sizes) if sizes else validate.SIZES,
                          uhd=uhd, threads=threads)
     style_encoder = next((g for g in graphs if g.kind == "style_encoder"), None)
     entries = []
-    for graph in graphs:
-        for precision in ["fp32", "fp16"] if fp16 else ["fp32"]:
-            entry = pipeline.export_validated(graph, precision, output, plan, pipeline.default_style(graph, style_encoder))
-            v = entry["validation"]
-            click.echo(f"{graph.name} {precision}: {'ok' if v['passed'] else 'FAILED'} — {v['count']} checks, "
-                       f"min PSNR {v['min_psnr'] or float('nan'):.1f} dB, median {v['median_psnr'] or float('nan'):.1f} dB")
-            if engine and v["passed"] and graph.kind != "style_encoder" and precision == ("fp16" if fp16 else "fp32"):
-                from export.engine import ensure_engine
+    try:
+        for graph in graphs:
+            for precision in ["fp32", "fp16"] if fp16 else ["fp32"]:
+                entry = pipeline.export_validated(graph, precision, output, plan,
+                                                  pipeline.default_style(graph, style_encoder))
+                entries.append(entry)
+                click.echo(f"{graph.name} {precision}: {validation_line(entry['validation'])}")
+                if engine and entry["file"] and graph.kind != "style_encoder" and precision == ("fp16" if fp16 else "fp32"):
+                    from export.engine import ensure_engine
 
-                entry["engine"] = str(ensure_engine(output / entry["file"], profile, output / "engines"))
-            entries.append(entry)
-    click.echo(f"manifest: {pipeline.write_manifest(output, entries)}")
+                    built = ensure_engine(output / entry["file"], profile, output / "engines")
+                    entry["engine"] = str(built.relative_to(output))
+                    entry["engine_profile"] = profile.as_dict()
+    finally:  # what was exported and validated stays usable, even if a later graph fails
+        if entries:
+            click.echo(f"manifest: {pipeline.write_manifest(output, entries)}")
     if not all(e["validation"]["passed"] for e in entries):
         sys.exit(1)
+
+
+def export_graphs(methods_, styles, model, vgg) -> list:
+    """The graphs `export` was asked for; flags that would be ignored are usage errors."""
+    from .graphs import adain_graphs, bundled_transformers, transformer_graph
+
+    methods_ = methods_ or ("adain", "transformer")
+    if model and len(methods_) != 1:
+        raise click.UsageError("--model needs one --method (adain: a decoder, transformer: a network)")
+    if styles and "transformer" not in methods_:
+        raise click.UsageError("--style selects transformer networks: use it with --method transformer")
+    graphs = list(adain_graphs(model, vgg)) if "adain" in methods_ else []
+    if "transformer" in methods_:
+        names = styles or bundled_transformers()
+        if model:
+            graphs.append(transformer_graph(model=model))
+        elif names:
+            graphs += [transformer_graph(style) for style in names]
+        elif methods_ == ("transformer",):
+            raise click.UsageError("no transformer networks are bundled yet: pass one with --model FILE")
+        else:
+            click.echo("no transformer networks are bundled yet: exporting AdaIN only", err=True)
+    return graphs
+
+
+def validation_line(v: dict) -> str:
+    checks = v["checks"]
+    if checks and "rel_error" in checks[0]:  # the style encoder: statistics, not pictures
+        quality = f"max relative error {max(c['rel_error'] for c in checks):.1e}"
+    else:
+        quality = f"min PSNR {v['min_psnr']:.1f} dB, median {v['median_psnr']:.1f} dB" \
+            if v["min_psnr"] is not None else "no image checks"
+    return f"{'ok' if v['passed'] else 'FAILED'}: {v['count']} checks, {quality}"
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -298,7 +352,7 @@ def sample_photos() -> list:
               help="Photos to time on (default: scikit-image's sample photos).")
 @click.option("--style", default="starry_night", show_default=True, help="AdaIN style (preset or image).")
 @click.option("--style-image", type=click.Path(exists=True, dir_okay=False),
-              help="Style image for Gatys (default: the --style file, or scikit-image's astronaut).")
+              help="Style image for Gatys (default: the --style file, else the first photo: the time is the same).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="Transformer weights (default: bundled "
               "starry_night, else an untrained network, which times the same).")
 @click.option("--gatys-steps", type=click.IntRange(1), default=300, show_default=True)

@@ -292,7 +292,7 @@ def test_command_with_report_verbose_tiles_and_first_frames(tmp_path, transforme
     assert Image.open(out / "wide.jpg").size == (600, 40)
 
 
-def test_dry_run_lists_and_writes_nothing(tmp_path):
+def test_dry_run_lists_and_writes_nothing(tmp_path, transformer_file):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     out.mkdir()
@@ -300,7 +300,9 @@ def test_dry_run_lists_and_writes_nothing(tmp_path):
     save(photo_like(20, 30), src / "b.png")
     save(photo_like(20, 30), out / "b.png")
     (src / "c.jpg").write_bytes(b"")
-    result = invoke(src, "--dry-run", "--report", tmp_path / "r.json", "-o", out)  # no model needed
+    # a style that does not exist is refused up front, as the real run would be
+    assert invoke(src, "--dry-run", "-o", out).exit_code == 2
+    result = invoke(src, "--dry-run", "--model", transformer_file, "--report", tmp_path / "r.json", "-o", out)
     assert result.exit_code == 1, result.output
     assert f"would stylise: {src / 'a.png'} -> {out / 'a.png'}" in result.output
     assert f"would skip: {src / 'b.png'} ({out / 'b.png'} exists)" in result.output

@@ -14,8 +14,9 @@ from export import validate  # noqa: E402
 from export.cache import cached_onnx  # noqa: E402
 from export.onnx_export import export_graph  # noqa: E402
 from export.onnx_export import graph_precisions  # noqa: E402
-from export.pipeline import Plan, default_style, export_validated, feeds_for, find_graph  # noqa: E402
+from export.pipeline import Plan, default_style, export_validated, feeds_for, manifest_entry  # noqa: E402
 from nst_fast import backends  # noqa: E402
+from nst_fast.adain import Decoder  # noqa: E402
 from nst_fast.cli import main  # noqa: E402
 from nst_fast.errors import NSTError  # noqa: E402
 from nst_fast.graphs import Graph, adain_graphs  # noqa: E402
@@ -85,7 +86,7 @@ def test_fp16_adain_graph_is_fp16_with_fp32_statistics(tmp_path, adain, photos):
     feeds = feeds_for(graph, default_style(graph, style_graph))
     images = photos + validate.extreme_images(64)
     checks = validate.onnx_checks("adain_stylizer", "fp16", graph.module, session(path), feeds, images, SIZES[:2])
-    checks += validate.half_storage_checks("adain_stylizer", graph.module, feeds, images, (64, 96))
+    checks += validate.half_storage_checks("adain_stylizer", graph.module, feeds, images, [(64, 96)])
     assert all(c.finite and c.psnr >= 40 for c in checks), [c.line() for c in checks if not c.passed]
 
 
@@ -142,7 +143,19 @@ def test_export_command_writes_validated_graphs_and_manifest(tmp_path, vgg_weigh
         assert entry["inputs"]["images"] == {"dtype": "uint8", "shape": ["N", "H", "W", 3]}
         storage = name == "adain_stylizer" and precision == "fp16"  # FP16 storage checks as well
         assert entry["validation"]["count"] == 4 * 2 * (1 + storage)
-    assert find_graph(out, "adain_stylizer", "fp16") == out / "adain_stylizer.fp16.onnx"
+    assert manifest_entry(out, "adain_stylizer", "fp16")["file"] == "adain_stylizer.fp16.onnx"
+
+    # --graphs serves only the weights it was exported from, and only intact files
+    other = tmp_path / "other.safetensors"
+    save_model(other, Decoder(),
+               {"method": "adain", "encoder_id": vgg_weights.encoder_id})
+    run = ["run", str(photos), "-s", "the_scream", "--backend", "onnxruntime", "--graphs", str(out), "--quiet"]
+    refused = CliRunner().invoke(main, [*run, "--model", str(other), "-o", str(tmp_path / "o1")])
+    assert refused.exit_code == 2 and "exported from other weights" in refused.output
+    with open(out / "adain_stylizer.fp32.onnx", "ab") as f:
+        f.write(b"\0")
+    damaged = CliRunner().invoke(main, [*run, "-o", str(tmp_path / "o2")])
+    assert damaged.exit_code == 2 and "hash differs" in damaged.output
     assert sorted(p.name for p in out.iterdir()) == sorted([e["file"] for e in entries.values()] + ["manifest.json"])
 
 

@@ -2,7 +2,6 @@
 is installed. onnxruntime is imported only when this runner is used."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +51,8 @@ class OnnxRuntimeRunner(Runner):
         ort = import_onnxruntime()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # onnxruntime's default is one thread per physical core; say so explicitly, and let users cap it
-        options.intra_op_num_threads = self.threads or os.cpu_count() or 1
+        if self.threads:  # otherwise onnxruntime's own choice: one thread per physical core
+            options.intra_op_num_threads = self.threads
         wanted = PROVIDERS[self.provider]
         providers = [wanted] if self.provider == "cpu" else [wanted, PROVIDERS["cpu"]]
         try:

@@ -20,6 +20,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+MAX_GRAPHS = 8  # captured shapes kept; a folder of many sizes would otherwise grow GPU memory
+
+
 class TorchRunner(Runner):
     """Runs a graph-contract module: its forward() takes the graph inputs by name and returns
     (stylized, finite)."""
@@ -47,8 +50,11 @@ class TorchRunner(Runner):
         if self.cuda_graphs:
             key = tuple((k, tuple(v.shape)) for k, v in sorted(inputs.items()))
             if key not in self.graphs:
+                if len(self.graphs) >= MAX_GRAPHS:  # each holds its own memory pool: drop the oldest
+                    del self.graphs[next(iter(self.graphs))]
                 self.graphs[key] = CapturedGraph(self.module, inputs)
-            stylized, finite = self.graphs[key].replay(inputs)
+            self.graphs[key] = graph = self.graphs.pop(key)  # most recently used last
+            stylized, finite = graph.replay(inputs)
         else:
             stylized, finite = self.module(**inputs)
         return {"stylized": stylized.cpu().numpy(), "finite": finite.cpu().numpy()}
