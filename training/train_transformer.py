@@ -22,7 +22,7 @@ from PIL import Image
 from nst_fast.errors import NSTError
 from nst_fast.images import load_image
 from nst_fast.losses import gram, gram_loss, total_variation
-from nst_fast.models import save_model
+from nst_fast.models import load_transformer, save_model
 from nst_fast.sheet import contact_sheet
 from nst_fast.transformer_net import TransformerNet
 from nst_fast.vgg import tap_names
@@ -66,6 +66,9 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
     load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step),)
     with Run(out, cfg, net, optimizer, scheduler, scaler, resume, f"transformer {style_name}", FIXED) as run, \
             Prefetch(load, run.start, device, layout) as batches:
+        if run.start == 0 and cfg.init:
+            initial, _ = load_transformer(cfg.init, weights.encoder_id)
+            net.load_state_dict(initial.state_dict())
         for step in run.steps():
             t0 = time.perf_counter()
             (content,) = batches.take(step)
