@@ -22,7 +22,7 @@ import click
 import numpy as np
 
 from nst_fast.fileio import atomic_path
-from nst_fast.images import IMAGE_EXTENSIONS, load_image, save_image
+from nst_fast.images import image_files, load_image, save_image
 
 CLI = [sys.executable, "-m", "nst_fast.cli"]
 
@@ -108,7 +108,7 @@ def kill_and_resume(photos, size: int, count: int, style: str, work: Path, seed:
 @click.option("--seed", default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def main(photos, size, count, kill_count, style, seed, output):
-    files = sorted(p for p in photos.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:20]
+    files = image_files(photos)[:20]
     if not files:
         raise click.UsageError(f"--photos {photos}: no image files in it")
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nst_fast.images import IMAGE_EXTENSIONS, load_image
+from nst_fast.images import image_files, load_image
 
 # (H, W): multiples of 8 from the networks' minimum to 1024, square, wide, tall and very thin.
 SIZES = [(16, 40), (136, 64), (200, 328), (512, 512), (96, 1024)]  # the CLI's default (its --sizes help)
@@ -100,7 +100,7 @@ def folder_images(folder: str | Path | None, limit: int | None = None, max_size:
     """Real photos from `folder` (sorted, at most `limit`), or none."""
     if folder is None:
         return []
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
+    files = image_files(folder)[:limit]
     return [(p.name, load_image(p, max_size)) for p in files]
 
 

@@ -387,9 +387,9 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
     methods_ = list(methods_ or ["gatys", "adain", "transformer"])
     with tempfile.TemporaryDirectory() as tmp:
         if images:
-            from .images import IMAGE_EXTENSIONS
+            from .images import image_files
 
-            photos = sorted(str(p) for p in images.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)[:16]
+            photos = [str(p) for p in image_files(images)[:16]]
         else:
             photos = []
             for name, image in sample_photos():
@@ -548,7 +548,7 @@ def train_transformer(config_file, fresh, **flags):
 def presets(styles_dir, output, vgg):
     """Compute AdaIN style presets (relu4_1 statistics) for every image in STYLES_DIR."""
     from . import styles
-    from .images import IMAGE_EXTENSIONS
+    from .images import image_files
     from .stylizers import StyleEncoder
     from .weights import vgg_weights
 
@@ -556,7 +556,7 @@ def presets(styles_dir, output, vgg):
     encoder = StyleEncoder(weights.build("relu4_1"))
     output = output or styles.PRESETS
     output.mkdir(parents=True, exist_ok=True)
-    for path in sorted(p for p in styles_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS):
+    for path in image_files(styles_dir, recursive=False):
         style = styles.resolve_style(str(path), encoder, weights.encoder_id)
         styles.save_preset(output / f"{path.stem}.safetensors", style, weights.encoder_id, path.name)
         click.echo(f"{output / path.stem}.safetensors")

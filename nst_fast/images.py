@@ -59,6 +59,12 @@ def check_image(path: str | os.PathLike) -> str:
         raise ImageError(f"{path}: {_reason(path, e)}") from e
 
 
+def image_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files in `folder` (and below it), sorted by path."""
+    found = Path(folder).rglob("*") if recursive else Path(folder).iterdir()
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
 def fit_size(size: tuple[int, int], limit: int) -> tuple[int, int]:
     """(w, h) scaled so that the long side is `limit`, keeping the aspect ratio."""
     w, h = size

@@ -199,3 +199,8 @@ class GatysRunner(Runner):
                 result, _ = stylize(content, style, self.vgg, self.config, progress=lambda *a: bar.update(1))
             out.append(to_uint8(result).cpu().numpy()[0])
         return {"stylized": np.stack(out)}
+
+    def close(self):
+        self.vgg = self.style = None  # frees the GPU memory they held
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()

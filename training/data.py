@@ -14,13 +14,13 @@ import torch
 from PIL import Image
 
 from nst_fast.errors import NSTError
-from nst_fast.images import IMAGE_EXTENSIONS
+from nst_fast.images import image_files
 
 class ImageFolder:
     def __init__(self, root: str | Path, crop: int, min_side: int | None = None):
         self.root, self.crop = Path(root), crop
         min_side = min_side or crop // 2
-        files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        files = image_files(self.root)
         self.files = [p for p in files if self._usable(p, min_side)]
         if not self.files:
             raise NSTError(f"{self.root}: no usable training images (need RGB, shorter side >= {min_side} px)")
