@@ -410,6 +410,43 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
     click.echo(path.with_suffix(".md").read_text())
 
 
+@main.command("eval")
+@click.option("--content", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder of photos, e.g. ../shared/data/eval/content (the first --limit are used).")
+@click.option("--styles-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder of paintings, e.g. ../shared/data/styles: all are candidates for the style judges.")
+@click.option("--style", "-s", "styles", multiple=True, default=("starry_night", "the_scream", "great_wave"),
+              show_default=True, help="Styles to stylise with (file stems in --styles-dir; repeatable).")
+@click.option("--method", "-m", "methods_", multiple=True, type=click.Choice(["gatys", "adain", "transformer"]),
+              help="Methods to evaluate (repeatable; default all three).")
+@click.option("--size", type=click.IntRange(32), default=256, show_default=True, help="Long side of the photos, px.")
+@click.option("--limit", type=click.IntRange(1), default=6, show_default=True, help="Photos used.")
+@click.option("--gatys-steps", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--transformers", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of <style>.safetensors networks (default: the bundled ones).")
+@click.option("--no-fidelity", is_flag=True, help="Skip the backend-against-torch-FP32 PSNR table.")
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/eval"),
+              show_default=True)
+def eval_(content, styles_dir, styles, methods_, size, limit, gatys_steps, transformers, no_fidelity, threads, output):
+    """Measure output quality: style identification by two judges, HED edge F-score, the Gatys
+    losses as ratios to Gatys, and each backend's PSNR against torch FP32. Writes OUTPUT/eval.{json,md}
+    and a contact sheet per method; outputs are kept in OUTPUT/outputs, so a rerun only adds what is missing."""
+    from bench import evaluate
+
+    from .backends import has
+
+    if not (has("skimage") and has("scipy")):
+        raise click.UsageError("nst-fast eval needs scikit-image and scipy: pip install 'nst-fast[eval]'")
+    setup = evaluate.Setup(content, styles_dir, list(styles), output, tuple(methods_ or evaluate.METHODS), size, limit,
+                           gatys_steps, transformers, not no_fidelity, threads)
+    try:
+        evaluate.run(setup)
+    except FileNotFoundError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo((output / "eval.md").read_text())
+
+
 def untrained_transformer(directory: Path) -> str:
     """The bundled starry_night network, or an untrained one: a network's speed does not depend on its weights."""
     from .graphs import TRANSFORMERS
@@ -497,11 +534,13 @@ def _recipe_options(recipe: str, **special: dict):
 def _flag_type(name: str, default):
     """click's type for a recipe field: paths are checked, counts and sizes are at least 1 (crops 32)."""
     paths = {"content": click.Path(exists=True, file_okay=False), "out": click.Path(file_okay=False),
-             "vgg": click.Path(exists=True, dir_okay=False)}
+             "vgg": click.Path(exists=True, dir_okay=False), "init": click.Path(exists=True, dir_okay=False)}
     if name in paths:
         return paths[name]
     if name == "threads" or (type(default) is int and name != "seed"):
         return click.IntRange(32 if name == "crop" else 1)
+    if default is None:
+        return str
     return type(default[0]) if isinstance(default, tuple) else type(default)
 
 

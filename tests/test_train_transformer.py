@@ -138,6 +138,44 @@ def test_cli_trains_from_a_recipe_file_with_flags_on_top(data, tmp_path):
     assert again.exit_code == 2 and "checkpoint of a different recipe (style_size: 64 there, 48 now)" in again.output
 
 
+def test_cli_takes_init_weights_and_threads(data, tmp_path):
+    """Flags whose default is None (--init, --threads, --vgg) parse as their values."""
+    first = train(config(data, tmp_path / "first", 1))
+    result = CliRunner().invoke(main, ["train", "transformer", "--content", str(data / "photos"), "--style",
+                                       str(data / "starry_night.jpg"), "--steps", "1", "--batch-size", "1",
+                                       "--crop", "32", "--style-size", "64", "--sample-size", "32",
+                                       "--init", str(first), "--threads", "1", "-o", str(tmp_path / "again")])
+    assert result.exit_code == 0, result.output
+    recipe = json.loads(load_transformer(tmp_path / "again" / "starry_night.safetensors")[1]["recipe"])
+    assert (recipe["init"], recipe["threads"]) == (str(first), 1)
+
+
+def test_sigterm_checkpoints_the_last_step(data, tmp_path):
+    """`kill` stops a background run as Ctrl-C does: the steps done so far are checkpointed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "nst_fast.cli", "train", "transformer", "--content",
+                             str(data / "photos"), "--style", str(data / "starry_night.jpg"), "--steps", "100000",
+                             "--batch-size", "1", "--crop", "32", "--style-size", "64", "--sample-size", "32",
+                             "--checkpoint-every", "1000", "--threads", "1", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while (not log.is_file() or len(log.read_text().splitlines()) < 3) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) != 0
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    saved = sorted((out / "checkpoints").glob("step*.pt"))
+    assert steps and len(saved) == 1
+    # the log line of the last step may not be written when the signal lands right after its update
+    assert torch.load(saved[0], weights_only=False)["step"] in (steps[-1], steps[-1] + 1)
+
+
 def test_cli_adain_reads_a_recipe_too(data, tmp_path):
     recipe = tmp_path / "adain.toml"
     recipe.write_text(f'content = "{data / "photos"}"\nstyle = "{data / "photos"}"\nsteps = 1\n'

@@ -1,9 +1,13 @@
 """Model cards for trained weights: how they were made, from the run's own log, and a contact
 sheet of held-out photos so the result can be seen.
 
-    python -m training.card runs/adain-cpu --weights nst_fast/assets/adain_decoder.safetensors \
+    python -m training.card adain runs/adain-cpu --weights nst_fast/assets/adain_decoder.safetensors \
         --eval ../shared/data/eval/content --card nst_fast/assets/MODEL_CARD.md --sheet docs/adain_eval.jpg \
         --plot docs/adain_losses.png
+    python -m training.card transformer runs/transformer-the_scream \
+        --weights nst_fast/assets/transformer/the_scream.safetensors --eval ../shared/data/eval/content \
+        --card nst_fast/assets/transformer/the_scream.md --sheet docs/transformer_the_scream_eval.jpg \
+        --plot docs/transformer_the_scream_losses.png --quality bench/results/eval.json --origin "..."
 """
 from __future__ import annotations
 
@@ -47,15 +51,40 @@ def summarize(log: list[dict], batch_size: int, last: int = 100) -> dict:
     }
 
 
-@click.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
-@click.option("--eval", "eval_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
-@click.option("--card", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--photos", type=int, default=6, show_default=True)
-def main(run_dir, weights, eval_dir, card, sheet, plot, photos):
+def card_options(command):
+    """The run folder, the weights it made, and where the card, its sheet and plot go."""
+    for option in reversed([
+        click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path)),
+        click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True),
+        click.option("--eval", "eval_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True),
+        click.option("--card", type=click.Path(dir_okay=False, path_type=Path), required=True),
+        click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), required=True),
+        click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), required=True),
+        click.option("--photos", type=int, default=6, show_default=True)]):
+        command = option(command)
+    return command
+
+
+def eval_photos(eval_dir: Path, count: int) -> list[Path]:
+    candidates = sorted(eval_dir.glob("*.jpg"))
+    return candidates[:: max(1, len(candidates) // count)][:count]
+
+
+def relative(path: Path, card: Path) -> str:
+    """`path` as a link from the card's folder."""
+    import os
+
+    return os.path.relpath(path.resolve(), card.resolve().parent)
+
+
+@click.group()
+def main():
+    """Write a model card for trained weights."""
+
+
+@main.command()
+@card_options
+def adain(run_dir, weights, eval_dir, card, sheet, plot, photos):
     from nst_fast.models import read_weights
 
     log = read_log(run_dir / "log.jsonl")
@@ -63,8 +92,7 @@ def main(run_dir, weights, eval_dir, card, sheet, plot, photos):
     recipe = json.loads(meta["recipe"])
     stats = summarize(log, recipe["batch_size"])
     plot_losses(run_dir / "log.jsonl", plot, title=f"AdaIN decoder: {stats['steps']} steps")
-    candidates = sorted(eval_dir.glob("*.jpg"))
-    chosen = candidates[:: max(1, len(candidates) // photos)][:photos]
+    chosen = eval_photos(eval_dir, photos)
     from training.data import ImageFolder
 
     counts = {k: len(ImageFolder(recipe[k], recipe["crop"])) for k in ("content", "style")}
@@ -98,6 +126,91 @@ clearly but keeps less fine detail than a fully trained decoder. The training is
 Held-out photos (`../shared/data/eval/content`, never trained on) with three bundled presets:
 
 ![contact sheet]({Path('..') / '..' / sheet if not sheet.is_absolute() else sheet})
+""")
+    click.echo(f"{card}\n{sheet}\n{plot}\n{json.dumps(stats)}")
+
+
+def transformer_sheet(weights: Path, photos: list[Path], out: Path, size: int = 384) -> None:
+    """Held-out photos and their outputs, two pairs to a row."""
+    from nst_fast.images import load_image
+    from nst_fast.methods import transformer_runner
+    from nst_fast.sheet import contact_sheet
+
+    images = [load_image(p, size) for p in photos]
+    with transformer_runner("", str(weights)) as runner:
+        pairs = [(im, runner.stylize(im)) for im in images]
+    rows = [[*pairs[i], *(pairs[i + 1] if i + 1 < len(pairs) else ())] for i in range(0, len(pairs), 2)]
+    contact_sheet(rows, out, column_titles=["photo", "output", "photo", "output"])
+
+
+def quality(report_path: Path, style: str) -> str:
+    """Lines for the card from an `nst-fast eval` report: this network against Gatys and AdaIN
+    on the same photos, with the same style."""
+    report = json.loads(report_path.read_text())
+    rows = [r for r in report["rows"] if r["style"] == style]
+    gatys = {r["photo"]: r for r in rows if r["method"] == "gatys"}
+    lines = ["| method | pairs | top-1 VGG statistics | top-1 Lab + LBP | edge F-score | content loss vs Gatys "
+             "| style loss vs Gatys |", "|---|---|---|---|---|---|---|"]
+    for method in ("transformer", "adain", "gatys"):
+        mine = [r for r in rows if r["method"] == method]
+        if not mine:
+            continue
+        ratio = lambda term: f"{np.median([r[term] / gatys[r['photo']][term] for r in mine]):.2f}" \
+            if method != "gatys" and all(r["photo"] in gatys for r in mine) else "1"  # noqa: E731
+        lines.append(f"| {method} | {len(mine)} | {np.mean([r['rank_vgg'] == 1 for r in mine]):.0%} "
+                     f"| {np.mean([r['rank_colour_texture'] == 1 for r in mine]):.0%} "
+                     f"| {np.mean([r['edge_f'] for r in mine]):.3f} | {ratio('content_loss')} | {ratio('style_loss')} |")
+    setup = report["setup"]
+    return (f"Measured with `nst-fast eval` ({len(report['photos'])} photos of `{setup['content']}` at "
+            f"{setup['size']} px, style `{style}`, Gatys {setup['gatys_steps']} L-BFGS steps; style identified "
+            f"among {len(report['candidates'])} paintings; full report `{report_path}`):\n\n" + "\n".join(lines))
+
+
+@main.command()
+@card_options
+@click.option("--quality", "quality_report", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="eval.json of `nst-fast eval` with this network, Gatys and AdaIN.")
+@click.option("--origin", default="", help="Where the run started from, when it did not start from scratch.")
+def transformer(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report, origin):
+    from nst_fast.models import read_weights
+
+    log = read_log(run_dir / "log.jsonl")
+    _, meta = read_weights(weights)
+    recipe, style = json.loads(meta["recipe"]), meta["style"]
+    stats = summarize(log, recipe["batch_size"])
+    first = {k: float(np.mean([r[k] for r in log[:50]])) for k in ("content", "style", "tv")}
+    last = {k: float(np.mean([r[k] for r in log[-100:]])) for k in ("content", "style", "tv")}
+    plot_losses(run_dir / "log.jsonl", plot, keys=("content", "style", "tv"),
+                title=f"transformer {style}: {stats['steps']} steps")
+    transformer_sheet(weights, eval_photos(eval_dir, photos), sheet)
+    from training.data import ImageFolder
+
+    photos_seen = len(ImageFolder(recipe["content"], recipe["crop"]))
+    taps = "/".join(t.removeprefix("relu") for t in recipe["style_taps"])
+    card.write_text(f"""# Transformer network `{style}`: model card
+
+File: `{weights.name}` (FP16 safetensors, {weights.stat().st_size / 1e6:.1f} MB), a per-style network of
+Johnson et al. (instance norm, output bounded by a sigmoid) made by this project's own training loop
+(`nst-fast train transformer`, `training/train_transformer.py`). Nothing in it comes from elsewhere
+except the frozen VGG16 its losses were computed with (`{meta['encoder_id']}`).
+
+| | |
+|---|---|
+| style | `{recipe['style']}` at {recipe['style_size']} px long side |
+| content data | `{recipe['content']}`: {photos_seen} photos |
+| recipe | {recipe['crop']} px random crops, batch {recipe['batch_size']}, Adam lr {recipe['lr']} (decay {recipe['lr_decay']}), content {recipe['content_tap']} weight {recipe['content_weight']}, Gram style relu{taps} (each relative to the style's own Gram energy) weight {recipe['style_weight']}, TV weight {recipe['tv_weight']}, seed {recipe['seed']} |
+| start | {origin or 'from scratch'} |
+| steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} crops seen) |
+| time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__} |
+| losses | content {first['content']:.0f} → {last['content']:.0f}, style {first['style']:.2f} → {last['style']:.2f}, TV {first['tv']:.3f} → {last['tv']:.3f} (means of the first 50 and last 100 steps of this run, unweighted) |
+
+{quality(quality_report, style) if quality_report else 'Quality: not measured yet.'}
+
+Held-out photos (`{eval_dir}`, never trained on):
+
+![contact sheet]({relative(sheet, card)})
+
+![losses]({relative(plot, card)})
 """)
     click.echo(f"{card}\n{sheet}\n{plot}\n{json.dumps(stats)}")
 

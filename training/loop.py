@@ -5,6 +5,7 @@ and at exit (Ctrl-C included), batches decoded one step ahead, and mixed precisi
 from __future__ import annotations
 
 import json
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -112,6 +113,8 @@ class Run:
 
     def __enter__(self) -> Run:
         self.log = open_log(self.out / "log.jsonl", self.start)
+        # `kill` (SIGTERM) stops a background run like Ctrl-C does: checkpointed at the last step
+        self.sigterm = signal.signal(signal.SIGTERM, interrupt)
         return self
 
     def steps(self) -> Iterator[int]:
@@ -139,11 +142,16 @@ class Run:
                                asdict(self.cfg), self.cfg.keep, scaler)
 
     def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGTERM, self.sigterm)
         if self.done > self.start and self.done % self.cfg.checkpoint_every:
             self.checkpoint()
         self.log.close()
         if self.bar is not None:
             self.bar.close()
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def check_same(path: Path, saved: dict, current: dict, fixed: tuple[str, ...]) -> None:
