@@ -31,6 +31,7 @@ from .runners import Runner
 from .runners.base import NonFiniteOutput
 from .tiling import Grid, needs_tiles, runner_for_tiles
 
+FLUSH_AFTER = 1.0  # s: a part-filled batch runs once its oldest image has waited this long
 TILE_SIZE = 1024  # larger images are tiled: the largest side the engines are built and tested for
 
 
@@ -189,14 +190,15 @@ class Pipeline:
     back-pressure, progress and per-file lines."""
 
     def __init__(self, runner: Runner, encoders: ThreadPoolExecutor, limit: int, batch_size: int, quality: int,
-                 tile_size: int, bar: tqdm, verbose: bool):
+                 tile_size: int, bar: tqdm, verbose: bool, flush_after: float = FLUSH_AFTER):
         self.runner, self.encoders, self.batch_size, self.quality = runner, encoders, batch_size, quality
         self.tile_size, self.bar, self.verbose = tile_size, bar, verbose
-        self.limit = limit
+        self.limit, self.flush_after = limit, flush_after
         # At most `limit` stylised images wait for their encoder, whatever the folder holds.
         self.writing = threading.BoundedSemaphore(limit)
         self.lock = threading.Lock()  # encoder threads report too
         self.buckets: dict[tuple, list[Item]] = defaultdict(list)
+        self.since: dict[tuple, float] = {}  # when each bucket's oldest image joined it
 
     def fail(self, job: Job, error, start: float | None = None) -> None:
         with self.lock:
@@ -219,14 +221,24 @@ class Pipeline:
             return self.run_tiled(item)
         shape = item.image.shape
         self.buckets[shape].append(item)
+        self.since.setdefault(shape, time.monotonic())
         if len(self.buckets[shape]) >= self.batch_size:
             self.flush(shape)
         elif sum(map(len, self.buckets.values())) > self.limit:
             # many different sizes: run the fullest bucket as a partial batch
             self.flush(max(self.buckets, key=lambda k: len(self.buckets[k])))
+        self.flush_stale()
+
+    def flush_stale(self) -> None:
+        """Run part-filled batches that have waited too long: a lone odd-sized image in a folder of
+        thousands would otherwise wait for the end of the run (and be lost to a kill)."""
+        now = time.monotonic()
+        for shape in [k for k, t in self.since.items() if now - t >= self.flush_after]:
+            self.flush(shape)
 
     def flush(self, shape) -> None:
         items = self.buckets.pop(shape)
+        del self.since[shape]
         infer = lambda indices: self.runner.infer(np.stack([items[i].image for i in indices]))  # noqa: E731
         for item, out in zip(items, infer_each(infer, list(range(len(items))))):
             if isinstance(out, Exception):
@@ -267,10 +279,11 @@ def done_line(job: Job) -> str:
 
 def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | None = None,
         quality: int = 95, workers: int = 2, progress: bool = True, *, tile_size: int = TILE_SIZE,
-        keep_exif: bool = False, verbose: bool = False) -> Summary:
+        keep_exif: bool = False, verbose: bool = False, flush_after: float = FLUSH_AFTER) -> Summary:
     """Stylise every pending job. Images whose padded side exceeds `tile_size` (0: never) go
     through in tiles; `keep_exif` carries EXIF (orientation 1) and an RGB ICC profile into the
-    outputs (otherwise inputs are converted to sRGB); `verbose` prints a line per finished file."""
+    outputs (otherwise inputs are converted to sRGB); `verbose` prints a line per finished file;
+    a part-filled batch runs after `flush_after` seconds."""
     summary = Summary(jobs)
     for job in jobs:
         if job.status == "failed":  # refused while planning (collision, would overwrite an input)
@@ -293,7 +306,7 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
 
     limit = 2 * workers * batch_size  # decoded images waiting, and stylised ones waiting to be written
     with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(workers) as encoders:
-        pipeline = Pipeline(runner, encoders, limit, batch_size, quality, tile_size, bar, verbose)
+        pipeline = Pipeline(runner, encoders, limit, batch_size, quality, tile_size, bar, verbose, flush_after)
         runner.activate()
         try:
             for job, decoded, t0 in bounded_map(decoders, decode, todo, ahead=limit):

@@ -200,6 +200,34 @@ def test_adain_tiles_are_seamless_and_match_in_tone(photo, vgg_weights):
     assert np.abs(tiled.astype(int) - whole).mean() < 0.6 * np.abs(own_statistics.astype(int) - whole).mean()
 
 
+# --- batching --------------------------------------------------------------------------------------
+
+
+class Slow(Identity):
+    """Takes 0.2 s a batch, as an engine does."""
+
+    def execute(self, feeds):
+        import time
+
+        time.sleep(0.2)
+        return super().execute(feeds)
+
+
+@pytest.mark.parametrize("flush_after, odd_runs_last", [(0.1, False), (1e9, True)])
+def test_a_lone_odd_sized_image_runs_after_the_flush_timeout_not_at_the_end(tmp_path, flush_after, odd_runs_last):
+    (tmp_path / "in").mkdir()
+    save(photo_like(40, 72), tmp_path / "in" / "a_odd.png")
+    for i in range(12):
+        save(photo_like(32, 48, i), tmp_path / "in" / f"b{i:02d}.png")
+    runner = Slow()
+    summary = stylise([tmp_path / "in"], tmp_path / "out", runner, batch_size=4, flush_after=flush_after)
+    assert summary.count("done") == 13
+    odd = [i for i, shape in enumerate(runner.shapes) if shape[1:3] == (40, 72)]
+    assert odd and runner.shapes[odd[0]][0] == 1
+    assert (odd[0] == len(runner.shapes) - 1) == odd_runs_last, runner.shapes
+    assert sorted(s[0] for s in runner.shapes if s[1:3] == (32, 48)) == [4, 4, 4]  # the others stay full batches
+
+
 # --- per-item failures ------------------------------------------------------------------------------
 
 
