@@ -99,6 +99,24 @@ def kill_and_resume(photos, size: int, count: int, style: str, work: Path, seed:
             and parts_after_rerun == 0}
 
 
+def markdown(result: dict) -> str:
+    kill, memory = result["kill"], result["memory"]
+    runs = memory["runs"]
+    small, large = sorted(runs, key=int)
+    return "\n".join([
+        f"# Batch runner resilience ({result['size']} px, style {result['style']})", "",
+        f"`{result.get('command', 'python -m bench.resilience')}`", "",
+        "| measurement | result |", "|---|---|",
+        f"| peak RSS, {small} files | {runs[small]['peak_rss_mb']:.0f} MB ({runs[small]['wall_s']:.0f} s) |",
+        f"| peak RSS, {large} files | {runs[large]['peak_rss_mb']:.0f} MB ({runs[large]['wall_s']:.0f} s) |",
+        f"| ratio | {memory['ratio']:.3f} ({'within' if memory['within_10_percent'] else 'NOT within'} 10 %) |",
+        f"| kill -9 | after {kill['complete_after_kill']} of {kill['count']} outputs ({kill['killed_after_s']:.1f} s), "
+        f"exit {kill['killed_exit']}; {kill['partial_files_after_kill']} partial file(s) left |",
+        f"| rerun | exit {kill['rerun_exit']}; {kill['partial_files_after_rerun']} partial file(s) left; "
+        f"{len(kill['undecodable'])} undecodable, {len(kill['mismatched'])} differing from a clean run's output |",
+        f"| kill -9 + rerun check | {'passed' if kill['passed'] else 'FAILED'} |", ""])
+
+
 @click.command()
 @click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("--size", default=256, show_default=True)
@@ -115,8 +133,11 @@ def main(photos, size, count, kill_count, style, seed, output):
         result = {"size": size, "style": style,
                   "kill": kill_and_resume(files, size, kill_count, style, Path(tmp) / "kill", seed),
                   "memory": memory(files, size, count, style, Path(tmp) / "memory")}
+    result["command"] = " ".join(["python -m bench.resilience", *sys.argv[1:]])
     with atomic_path(output) as part:
         part.write_text(json.dumps(result, indent=1) + "\n")
+    with atomic_path(output.with_suffix(".md")) as part:
+        part.write_text(markdown(result))
     click.echo(json.dumps({"kill": result["kill"]["passed"], "memory_ratio": result["memory"]["ratio"]}))
 
 
