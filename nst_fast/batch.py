@@ -8,8 +8,10 @@ resumes.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -39,7 +41,7 @@ TILE_SIZE = 1024  # larger images are tiled: the largest side the engines are bu
 class Job:
     src: Path
     dst: Path
-    status: str = "pending"  # done | skipped | failed
+    status: str = "pending"  # done | skipped | failed; still pending after an interrupted run: not started
     error: str = ""
     seconds: float = 0.0
     note: str = ""  # e.g. "GIF with 3 frames: the first one used", "6 tiles"
@@ -50,6 +52,7 @@ class Summary:
     jobs: list[Job] = field(default_factory=list)
     wall: float = 0.0
     dry_run: bool = False
+    interrupted: bool = False  # by Ctrl-C or SIGTERM: the images in flight were finished, no others
 
     def count(self, status: str) -> int:
         return sum(j.status == status for j in self.jobs)
@@ -60,8 +63,11 @@ class Summary:
                     f"{self.count('failed')} would fail; nothing written")
         done = self.count("done")
         rate = done / self.wall if self.wall > 0 else 0.0
-        return (f"{done} done, {self.count('skipped')} skipped, {self.count('failed')} failed "
+        line = (f"{done} done, {self.count('skipped')} skipped, {self.count('failed')} failed "
                 f"in {self.wall:.1f} s ({rate:.2f} images/s)")
+        if self.interrupted:
+            line = f"interrupted: {line}; {self.count('pending')} not started (run the same command again to finish)"
+        return line
 
 
 def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool = False) -> list[Job]:
@@ -110,6 +116,22 @@ def _walk(root: Path, out: Path):
             path = here / name
             if path.suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
                 yield path, path.relative_to(root)
+
+
+@contextlib.contextmanager
+def interrupts_as_keyboard():
+    """SIGTERM (kill, a scheduler's stop) is handled as Ctrl-C is, in the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def bounded_map(pool: ThreadPoolExecutor, fn, items, ahead: int):
@@ -305,17 +327,24 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
             return job, e, t0
 
     limit = 2 * workers * batch_size  # decoded images waiting, and stylised ones waiting to be written
-    with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(workers) as encoders:
+    with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(workers) as encoders, interrupts_as_keyboard():
         pipeline = Pipeline(runner, encoders, limit, batch_size, quality, tile_size, bar, verbose, flush_after)
         runner.activate()
         try:
-            for job, decoded, t0 in bounded_map(decoders, decode, todo, ahead=limit):
-                if isinstance(decoded, Exception):
-                    pipeline.fail(job, decoded, t0)
-                    continue
-                job.note = decoded.note
-                padded, size = pad_to_multiple(decoded.pixels)
-                pipeline.add(Item(job, padded, size, decoded.exif, decoded.icc, t0))
+            try:
+                for job, decoded, t0 in bounded_map(decoders, decode, todo, ahead=limit):
+                    if isinstance(decoded, Exception):
+                        pipeline.fail(job, decoded, t0)
+                        continue
+                    job.note = decoded.note
+                    padded, size = pad_to_multiple(decoded.pixels)
+                    pipeline.add(Item(job, padded, size, decoded.exif, decoded.icc, t0))
+            except KeyboardInterrupt:
+                # Finish what is decoded and queued (a few batches), start nothing new; a second
+                # Ctrl-C during the drain stops at once. Every output is complete either way.
+                summary.interrupted = True
+                decoders.shutdown(wait=False, cancel_futures=True)
+                bar.write("interrupted: finishing the images in flight (Ctrl-C again to stop now)", file=sys.stderr)
             pipeline.flush_all()
         finally:
             runner.close()
@@ -353,12 +382,15 @@ def dry_run(jobs: list[Job], workers: int = 2) -> Summary:
 def write_report(summary: Summary, path: Path) -> None:
     """Every file of the run in plan order, as JSON: status, input size, output, seconds, error,
     note (e.g. an animated GIF's first frame, tiling). Written atomically."""
-    files = [{"input": printable(str(j.src)), "status": j.status, "bytes": _size(j.src),
+    status = lambda job: "not started" if job.status == "pending" else job.status  # noqa: E731 (interrupted run)
+    files = [{"input": printable(str(j.src)), "status": status(j), "bytes": _size(j.src),
               "output": printable(str(j.dst)), "seconds": round(j.seconds, 3), "error": printable(j.error),
               "note": j.note}
              for j in summary.jobs]
     totals = {status: summary.count(status) for status in ("done", "skipped", "failed")}
-    report = {"summary": {**totals, "wall_seconds": round(summary.wall, 3), "line": summary.line()}, "files": files}
+    totals["not_started"] = summary.count("pending")
+    report = {"summary": {**totals, "interrupted": summary.interrupted, "wall_seconds": round(summary.wall, 3),
+                          "line": summary.line()}, "files": files}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 

@@ -140,7 +140,7 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         batch.write_report(summary, report)
     if contact_sheet:
         write_contact_sheet(summary.jobs, contact_sheet)
-    sys.exit(1 if summary.count("failed") else 0)
+    sys.exit(130 if summary.interrupted else 1 if summary.count("failed") else 0)  # 130: stopped by a signal
 
 
 def check_styles(method: str, styles, model) -> None:
