@@ -109,6 +109,22 @@ def test_output_never_replaces_another_input(tmp_path, decoder_file):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_output_name_collisions_are_refused_up_front(tmp_path, decoder_file):
+    """a.jpg and a.png would both become a.jpg: the second is an error naming the first, the first
+    is stylised, and nothing is overwritten."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ["a.jpg", "a.png", "b.png"]:
+        Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(src / name)
+    result = CliRunner().invoke(main, ["run", str(src), "--style", str(src / "b.png"), "--format", "jpg",
+                                       "--model", str(decoder_file), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    error = next(line for line in result.output.splitlines() if line.startswith("error:"))
+    assert str(src / "a.png") in error and "collides with that of" in error and str(src / "a.jpg") in error
+    assert "2 done, 0 skipped, 1 failed" in result.output
+    assert outputs(tmp_path / "out") == ["a.jpg", "b.jpg"]
+
+
 def test_tiny_and_thin_images(tmp_path, decoder_file):
     sizes = {"dot.png": (1, 1), "line.png": (40, 1), "small.png": (5, 5), "thin.png": (300, 9)}
     for name, (w, h) in sizes.items():
