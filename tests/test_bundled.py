@@ -72,3 +72,40 @@ def test_demo_photos_with_a_preset(data_dir, tmp_path):
         out = np.asarray(Image.open(tmp_path / name), dtype=np.float32)
         assert max(out.shape[:2]) == 256 and out.std() > 10  # an image, not a flat field
     assert (tmp_path / "sheet.jpg").stat().st_size > 10_000
+
+
+SHIPPED_TRANSFORMERS = ("starry_night", "the_scream", "great_wave")
+
+
+@pytest.mark.parametrize("style", SHIPPED_TRANSFORMERS)
+def test_bundled_transformer_imitates_its_painting(style, data_dir, vgg_weights):
+    """Each shipped network loads against our encoder and moves a held-out photo towards its
+    painting: the output's Gram matrices are closer to the painting's than the photo's are."""
+    import torch
+
+    from nst_fast.graphs import TRANSFORMERS, bundled_transformers
+    from nst_fast.images import image_files, load_image
+    from nst_fast.losses import gram
+    from nst_fast.methods import transformer_runner
+    from nst_fast.models import load_transformer
+    from nst_fast.stylizers import from_uint8
+
+    if style not in bundled_transformers():
+        pytest.fail(f"no bundled transformer network for {style} in {TRANSFORMERS}")
+    _, meta = load_transformer(TRANSFORMERS / f"{style}.safetensors", vgg_weights.encoder_id)
+    assert meta["style"] == style and (TRANSFORMERS / f"{style}.md").is_file()  # and its model card
+    vgg = vgg_weights.build("relu4_3")
+    taps = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+    def grams(image):
+        with torch.no_grad():
+            return [gram(f) for f in vgg(from_uint8(torch.from_numpy(np.ascontiguousarray(image))[None]), taps).values()]
+
+    def distance(image, target):  # each tap relative to the painting's own Gram energy, as in training
+        return sum(float((g - t).pow(2).mean() / t.pow(2).mean()) for g, t in zip(grams(image), target))
+
+    painting = grams(load_image(data_dir / "styles" / f"{style}.jpg", 256))
+    photo = load_image(image_files(data_dir / "eval" / "content")[0], 256)
+    with transformer_runner(style) as runner:
+        output = runner.stylize(photo)
+    assert distance(output, painting) < 0.5 * distance(photo, painting)
