@@ -207,15 +207,15 @@ def fidelity(setup: Setup, photos, outputs) -> list[dict]:
             if backend == REFERENCE:
                 continue
             if backend == Backend("torch", "cpu", True):
-                why = "torch's CPU FP16 kernels are 6-60x slower than FP32, no one would use them"
+                configs.append((backend, "torch's CPU FP16 kernels are 6-60x slower than FP32, no one would use them"))
             else:
-                why = why_not
-            configs.append((backend, why))
+                configs.append((backend, why_not))
     for backend, why in configs:
         row = {"backend": backend.kind, "device": backend.device, "precision": "fp16" if backend.half else "fp32"}
         if why:
             if not any(r.get("skipped") == why and r["backend"] == backend.kind for r in rows):
-                rows.append({**row, "precision": "any" if why == why_not else row["precision"], "skipped": why})
+                unavailable = not (backend.kind == "torch" and backend.device == "cpu")  # in neither precision
+                rows.append({**row, "precision": "any" if unavailable else row["precision"], "skipped": why})
             continue
         for method in ("adain", "transformer"):
             if method not in setup.methods:
