@@ -260,7 +260,10 @@ def test_ctrl_c_or_sigterm_finishes_the_images_in_flight_and_a_rerun_the_rest(tm
     args = [sys.executable, "-m", "nst_fast.cli", "run", str(tmp_path / "in"), "-m", "transformer", "-s", "any",
             "--model", str(model), "--backend", "torch", "--batch-size", "2", "--format", "png", "-o", str(out),
             "--report", str(tmp_path / "report.json")]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell that starts a job in the background (CI runners may) ignores SIGINT in it and its
+    # children, and Python then never installs its Ctrl-C handler: give the child a terminal's default
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore)
     deadline = time.monotonic() + 120
     while len(list(out.glob("*.png"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
