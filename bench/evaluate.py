@@ -137,9 +137,9 @@ def load_photos(setup: Setup) -> dict[str, np.ndarray]:
 def stylize_all(setup: Setup, photos: dict[str, np.ndarray]) -> dict[str, dict[tuple[str, str], np.ndarray]]:
     """outputs[method][(style, photo)] on the reference backend, from the store where it is fresh."""
     outputs = {method: {} for method in setup.methods}
+    stores = {method: OutputStore(setup.out, method) for method in setup.methods}
     todo = []
-    for method in setup.methods:
-        store = OutputStore(setup.out, method)
+    for method, store in stores.items():
         for style in setup.styles:
             if method == "transformer" and transformer_file(setup, style) is None:
                 continue
@@ -152,7 +152,7 @@ def stylize_all(setup: Setup, photos: dict[str, np.ndarray]) -> dict[str, dict[t
                     todo.append((method, style, name, source))
     with tqdm(total=len(todo), desc="stylise", unit="image") as bar:
         for method, style in dict.fromkeys((m, s) for m, s, _, _ in todo):
-            store = OutputStore(setup.out, method)
+            store = stores[method]
             with make_runner(setup, method, style) as runner:
                 for m, s, name, source in todo:
                     if (m, s) != (method, style):

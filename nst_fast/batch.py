@@ -8,10 +8,8 @@ resumes.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -29,6 +27,7 @@ from .fileio import atomic_path, remove_stale_parts
 from .images import (
     IMAGE_EXTENSIONS, check_image, crop_to, decode_image, output_suffix, pad_to_multiple, save_image,
 )
+from .interrupts import sigterm_as_interrupt
 from .runners import Runner
 from .runners.base import NonFiniteOutput
 from .tiling import Grid, needs_tiles, runner_for_tiles
@@ -116,22 +115,6 @@ def _walk(root: Path, out: Path):
             path = here / name
             if path.suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
                 yield path, path.relative_to(root)
-
-
-@contextlib.contextmanager
-def interrupts_as_keyboard():
-    """SIGTERM (kill, a scheduler's stop) is handled as Ctrl-C is, in the main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def bounded_map(pool: ThreadPoolExecutor, fn, items, ahead: int):
@@ -327,7 +310,7 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
             return job, e, t0
 
     limit = 2 * workers * batch_size  # decoded images waiting, and stylised ones waiting to be written
-    with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(workers) as encoders, interrupts_as_keyboard():
+    with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(workers) as encoders, sigterm_as_interrupt():
         pipeline = Pipeline(runner, encoders, limit, batch_size, quality, tile_size, bar, verbose, flush_after)
         runner.activate()
         try:

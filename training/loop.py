@@ -5,9 +5,9 @@ and at exit (Ctrl-C included), batches decoded one step ahead, and mixed precisi
 from __future__ import annotations
 
 import json
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator
@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from nst_fast.errors import WeightsError
+from nst_fast.interrupts import sigterm_as_interrupt
 from training.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -114,7 +115,8 @@ class Run:
     def __enter__(self) -> Run:
         self.log = open_log(self.out / "log.jsonl", self.start)
         # `kill` (SIGTERM) stops a background run like Ctrl-C does: checkpointed at the last step
-        self.sigterm = signal.signal(signal.SIGTERM, interrupt)
+        self.signals = ExitStack()
+        self.signals.enter_context(sigterm_as_interrupt())
         return self
 
     def steps(self) -> Iterator[int]:
@@ -142,16 +144,12 @@ class Run:
                                asdict(self.cfg), self.cfg.keep, scaler)
 
     def __exit__(self, *exc) -> None:
-        signal.signal(signal.SIGTERM, self.sigterm)
+        self.signals.close()
         if self.done > self.start and self.done % self.cfg.checkpoint_every:
             self.checkpoint()
         self.log.close()
         if self.bar is not None:
             self.bar.close()
-
-
-def interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def check_same(path: Path, saved: dict, current: dict, fixed: tuple[str, ...]) -> None:
