@@ -532,13 +532,14 @@ def _recipe_options(recipe: str, **special: dict):
 
 
 def _flag_type(name: str, default):
-    """click's type for a recipe field: paths are checked, counts and sizes are at least 1 (crops 32)."""
+    """click's type for a recipe field: paths are checked, counts and sizes are at least 1 (crops 32,
+    identity pairs 0)."""
     paths = {"content": click.Path(exists=True, file_okay=False), "out": click.Path(file_okay=False),
              "vgg": click.Path(exists=True, dir_okay=False), "init": click.Path(exists=True, dir_okay=False)}
     if name in paths:
         return paths[name]
     if name == "threads" or (type(default) is int and name != "seed"):
-        return click.IntRange(32 if name == "crop" else 1)
+        return click.IntRange({"crop": 32, "identity_pairs": 0}.get(name, 1))
     if default is None:
         return str
     return type(default[0]) if isinstance(default, tuple) else type(default)
@@ -559,9 +560,11 @@ def _recipe(recipe: str, config_file: str | None):
 
 @train.command("adain")
 @_recipe_options("AdaINConfig", style={"type": click.Path(exists=True, file_okay=False),
-                                      "help": "Folder of paintings (searched recursively)."})
+                                      "help": "Folder of paintings (searched recursively)."},
+                 amp={"type": click.Choice(["none", "bf16", "fp16"])})
 def train_adain(config_file, fresh, **flags):
-    """Train the AdaIN decoder on folders of photos and paintings (resumes by default)."""
+    """Train the AdaIN decoder on folders of photos and paintings (resumes by default).
+    Writes OUT/adain_decoder.safetensors, the log, checkpoints, sample sheets and a loss plot."""
     from training.train_adain import train as run_training
 
     click.echo(f"decoder weights: {run_training(_recipe('AdaINConfig', config_file), resume=not fresh)}")

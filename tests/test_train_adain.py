@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_fast.errors import WeightsError
+from nst_fast.errors import NSTError, WeightsError
 from nst_fast.models import load_decoder
 from training.train_adain import AdaINConfig, train
 
@@ -63,3 +63,43 @@ def test_corrupt_checkpoint_is_named(folders, tmp_path):
     (tmp_path / "checkpoints" / "step0000002.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="step0000002.pt: not a usable checkpoint"):
         train(config(folders, tmp_path, 4))
+
+
+def test_samples_and_loss_plot_are_written(folders, tmp_path):
+    cfg = config(folders, tmp_path, 3)
+    cfg.sample_every, cfg.sample_size = 2, 48
+    train(cfg)
+    sheets = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert sheets == ["step0000002.png", "step0000003.png"]  # every 2 steps and at the end
+    with Image.open(tmp_path / "samples" / sheets[0]) as sheet:
+        assert sheet.width > 4 * 48 and sheet.height > 4 * 48  # a row of styles + a row per photo
+    assert (tmp_path / "losses.png").stat().st_size > 0
+
+
+def test_init_starts_from_the_given_decoder(folders, tmp_path):
+    train(config(folders, tmp_path / "first", 2))
+    cfg = config(folders, tmp_path / "second", 1)
+    cfg.init, cfg.lr = str(tmp_path / "first" / "adain_decoder.safetensors"), 0.0  # lr 0: nothing moves
+    train(cfg)
+    started, _ = final_weights(tmp_path / "first")
+    ended, meta = final_weights(tmp_path / "second")
+    for key in started:
+        torch.testing.assert_close(ended[key], started[key], rtol=0, atol=0)
+    assert meta["steps"] == "1"
+
+
+def test_identity_pairs_teach_the_decoder_to_invert_the_encoder(folders, tmp_path):
+    cfg = config(folders, tmp_path, 25)
+    cfg.identity_pairs, cfg.identity_weight, cfg.lr = 2, 1000.0, 1e-3
+    cfg.content_weight = cfg.style_weight = 0.0  # the pixel term alone
+    train(cfg)
+    log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    first, last = np.mean([r["identity"] for r in log[:5]]), np.mean([r["identity"] for r in log[-5:]])
+    assert last < 0.5 * first
+
+
+def test_more_identity_pairs_than_the_batch_is_an_error(folders, tmp_path):
+    cfg = config(folders, tmp_path, 1)
+    cfg.identity_pairs = 3
+    with pytest.raises(NSTError, match="identity_pairs must lie in 0..batch_size"):
+        train(cfg)

@@ -60,7 +60,11 @@ def card_options(command):
         click.option("--card", type=click.Path(dir_okay=False, path_type=Path), required=True),
         click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), required=True),
         click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), required=True),
-        click.option("--photos", type=int, default=6, show_default=True)]):
+        click.option("--photos", type=int, default=6, show_default=True),
+        click.option("--quality", "quality_report", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="eval.json of `nst-fast eval` with these weights and Gatys on the same pairs."),
+        click.option("--origin", default="", help="Where the run started from, when not from scratch."),
+        click.option("--remarks", default="", help="What the outputs look like, in words, for the card.")]):
         command = option(command)
     return command
 
@@ -84,19 +88,22 @@ def main():
 
 @main.command()
 @card_options
-def adain(run_dir, weights, eval_dir, card, sheet, plot, photos):
+def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report, origin, remarks):
     from nst_fast.models import read_weights
+    from training.data import ImageFolder
 
     log = read_log(run_dir / "log.jsonl")
     _, meta = read_weights(weights)
     recipe = json.loads(meta["recipe"])
     stats = summarize(log, recipe["batch_size"])
-    plot_losses(run_dir / "log.jsonl", plot, title=f"AdaIN decoder: {stats['steps']} steps")
-    chosen = eval_photos(eval_dir, photos)
-    from training.data import ImageFolder
-
+    keys = ("content", "style", "identity") if recipe.get("identity_pairs") else ("content", "style")
+    plot_losses(run_dir / "log.jsonl", plot, keys=keys, title=f"AdaIN decoder: {stats['steps']} steps")
+    eval_sheet(weights, eval_photos(eval_dir, photos), sheet)
     counts = {k: len(ImageFolder(recipe[k], recipe["crop"])) for k in ("content", "style")}
-    eval_sheet(weights, chosen, sheet)
+    identity = (f" + {recipe['identity_weight']} × pixel MSE of the output vs the photo for {recipe['identity_pairs']} "
+                f"photos per batch that are their own style (not in the paper: teaches the decoder to invert the "
+                f"encoder sooner)") if recipe.get("identity_pairs") else ""
+    styles = json.loads(quality_report.read_text())["setup"]["styles"] if quality_report else []
     card.write_text(f"""# AdaIN decoder: model card
 
 File: `{weights.name}` (FP16 safetensors, {weights.stat().st_size / 1e6:.1f} MB). Made by this
@@ -112,20 +119,21 @@ from elsewhere except the frozen VGG16 encoder it was trained against.
 | crops | {recipe['crop']} px random crops (shorter side rescaled to {recipe['crop']}–{2 * recipe['crop']} px), flips |
 | batch | {recipe['batch_size']} content + {recipe['batch_size']} style images |
 | optimiser | Adam, lr {recipe['lr']} decaying as lr / (1 + {recipe['lr_decay']} · step) |
-| loss | content MSE at relu4_1 vs the AdaIN target + {recipe['style_weight']} × mean/std style loss at relu1_1, relu2_1, relu3_1, relu4_1 |
-| steps | {stats['steps']} ({stats['steps'] * recipe['batch_size']} content images seen) |
-| wall time | {stats['wall_hours']:.2f} h on {platform.processor() or platform.machine()}, 2 CPU cores, torch {torch.__version__}, shared with other work |
-| throughput | {stats['images_per_s']:.1f} images/s (median of the last 100 steps) |
-| final losses | content {stats['final_content']:.1f}, style {stats['final_style']:.1f} (mean of the last 100 steps; unweighted) |
+| loss | {recipe['content_weight']} × content MSE at relu4_1 vs the AdaIN target + {recipe['style_weight']} × mean/std style loss at relu1_1, relu2_1, relu3_1, relu4_1{identity} |
+| start | {origin or 'from scratch'} |
+| steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} content crops seen) |
+| time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__} |
+| losses | {losses_line(log, keys, {"identity": 4})} (means of the first 50 and last 100 steps of this run, unweighted) |
 
-This is a first, short CPU run (the paper trains 160k steps of batch 8 at 256 px): it stylises
-clearly but keeps less fine detail than a fully trained decoder. The training issue replaces it.
+{remarks}
 
-![losses]({Path('..') / '..' / plot if not plot.is_absolute() else plot})
+{quality(quality_report, styles, ("adain", "gatys")) if quality_report else 'Quality: not measured yet.'}
 
-Held-out photos (`../shared/data/eval/content`, never trained on) with three bundled presets:
+Held-out photos (`{eval_dir}`, never trained on) with three bundled presets:
 
-![contact sheet]({Path('..') / '..' / sheet if not sheet.is_absolute() else sheet})
+![contact sheet]({relative(sheet, card)})
+
+![losses]({relative(plot, card)})
 """)
     click.echo(f"{card}\n{sheet}\n{plot}\n{json.dumps(stats)}")
 
@@ -143,43 +151,46 @@ def transformer_sheet(weights: Path, photos: list[Path], out: Path, size: int = 
     contact_sheet(rows, out, column_titles=["photo", "output", "photo", "output"])
 
 
-def quality(report_path: Path, style: str) -> str:
-    """Lines for the card from an `nst-fast eval` report: this network against Gatys and AdaIN
-    on the same photos, with the same style."""
+def quality(report_path: Path, styles: list[str], methods: tuple[str, ...]) -> str:
+    """Lines for the card from an `nst-fast eval` report: these weights' method against the others
+    on the same photos and styles, the losses as median ratios to Gatys' on the same pairs."""
     report = json.loads(report_path.read_text())
-    rows = [r for r in report["rows"] if r["style"] == style]
-    gatys = {r["photo"]: r for r in rows if r["method"] == "gatys"}
-    lines = ["| method | pairs | top-1 VGG statistics | top-1 Lab + LBP | edge F-score | content loss vs Gatys "
-             "| style loss vs Gatys |", "|---|---|---|---|---|---|---|"]
-    for method in ("transformer", "adain", "gatys"):
-        mine = [r for r in rows if r["method"] == method]
-        if not mine:
-            continue
-        ratio = lambda term: f"{np.median([r[term] / gatys[r['photo']][term] for r in mine]):.2f}" \
-            if method != "gatys" and all(r["photo"] in gatys for r in mine) else "1"  # noqa: E731
-        lines.append(f"| {method} | {len(mine)} | {np.mean([r['rank_vgg'] == 1 for r in mine]):.0%} "
-                     f"| {np.mean([r['rank_colour_texture'] == 1 for r in mine]):.0%} "
-                     f"| {np.mean([r['edge_f'] for r in mine]):.3f} | {ratio('content_loss')} | {ratio('style_loss')} |")
+    lines = ["| style | method | pairs | top-1 VGG statistics | top-1 Lab + LBP | edge F-score "
+             "| content loss vs Gatys | style loss vs Gatys |", "|---|---|---|---|---|---|---|---|"]
+    for style in styles:
+        rows = [r for r in report["rows"] if r["style"] == style]
+        gatys = {r["photo"]: r for r in rows if r["method"] == "gatys"}
+        for method in methods:
+            mine = [r for r in rows if r["method"] == method]
+            if not mine:
+                continue
+            ratio = lambda term: f"{np.median([r[term] / gatys[r['photo']][term] for r in mine]):.2f}" \
+                if method != "gatys" and all(r["photo"] in gatys for r in mine) else "1"  # noqa: E731
+            lines.append(f"| {style} | {method} | {len(mine)} | {np.mean([r['rank_vgg'] == 1 for r in mine]):.0%} "
+                         f"| {np.mean([r['rank_colour_texture'] == 1 for r in mine]):.0%} "
+                         f"| {np.mean([r['edge_f'] for r in mine]):.3f} | {ratio('content_loss')} "
+                         f"| {ratio('style_loss')} |")
     setup = report["setup"]
     return (f"Measured with `nst-fast eval` ({len(report['photos'])} photos of `{setup['content']}` at "
-            f"{setup['size']} px, style `{style}`, Gatys {setup['gatys_steps']} L-BFGS steps; style identified "
+            f"{setup['size']} px, Gatys {setup['gatys_steps']} L-BFGS steps; style identified "
             f"among {len(report['candidates'])} paintings; full report `{report_path}`):\n\n" + "\n".join(lines))
+
+
+def losses_line(log: list[dict], keys: tuple[str, ...], digits: dict) -> str:
+    """'content 392 → 291, ...': means of the first 50 and the last 100 steps of the run, unweighted."""
+    mean = lambda part, k: f"{np.mean([r[k] for r in part]):.{digits.get(k, 0)}f}"  # noqa: E731
+    return ", ".join(f"{k} {mean(log[:50], k)} → {mean(log[-100:], k)}" for k in keys)
 
 
 @main.command()
 @card_options
-@click.option("--quality", "quality_report", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="eval.json of `nst-fast eval` with this network, Gatys and AdaIN.")
-@click.option("--origin", default="", help="Where the run started from, when it did not start from scratch.")
-def transformer(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report, origin):
+def transformer(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report, origin, remarks):
     from nst_fast.models import read_weights
 
     log = read_log(run_dir / "log.jsonl")
     _, meta = read_weights(weights)
     recipe, style = json.loads(meta["recipe"]), meta["style"]
     stats = summarize(log, recipe["batch_size"])
-    first = {k: float(np.mean([r[k] for r in log[:50]])) for k in ("content", "style", "tv")}
-    last = {k: float(np.mean([r[k] for r in log[-100:]])) for k in ("content", "style", "tv")}
     plot_losses(run_dir / "log.jsonl", plot, keys=("content", "style", "tv"),
                 title=f"transformer {style}: {stats['steps']} steps")
     transformer_sheet(weights, eval_photos(eval_dir, photos), sheet)
@@ -202,9 +213,11 @@ except the frozen VGG16 its losses were computed with (`{meta['encoder_id']}`).
 | start | {origin or 'from scratch'} |
 | steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} crops seen) |
 | time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__} |
-| losses | content {first['content']:.0f} → {last['content']:.0f}, style {first['style']:.2f} → {last['style']:.2f}, TV {first['tv']:.3f} → {last['tv']:.3f} (means of the first 50 and last 100 steps of this run, unweighted) |
+| losses | {losses_line(log, ("content", "style", "tv"), {"style": 2, "tv": 3})} (means of the first 50 and last 100 steps of this run, unweighted) |
 
-{quality(quality_report, style) if quality_report else 'Quality: not measured yet.'}
+{remarks}
+
+{quality(quality_report, [style], ("transformer", "adain", "gatys")) if quality_report else 'Quality: not measured yet.'}
 
 Held-out photos (`{eval_dir}`, never trained on):
 

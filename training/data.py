@@ -14,7 +14,10 @@ import torch
 from PIL import Image
 
 from nst_fast.errors import NSTError
-from nst_fast.images import image_files
+from nst_fast.images import image_files, load_image
+
+SAMPLES = 4  # photos (and styles) on a training run's sample sheets
+
 
 class ImageFolder:
     def __init__(self, root: str | Path, crop: int, min_side: int | None = None):
@@ -69,3 +72,31 @@ class ImageFolder:
         rng = random.Random(f"{seed}:{step}:{self.root}")
         arr = np.stack([self.random_crop(rng) for _ in range(size)])
         return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255.0
+
+
+def spread(files: list[Path], count: int = SAMPLES) -> list[Path]:
+    """`count` files spread over the list: the same every run, so sample sheets compare."""
+    return files[:: max(1, len(files) // count)][:count]
+
+
+def centre_crops(paths: list[Path], size: int) -> list[np.ndarray]:
+    """Square centre crops, the shorter side scaled to `size`; uint8 H x W x 3."""
+    crops = []
+    for path in paths:
+        image = Image.fromarray(load_image(path))
+        image = rescale(image, size / min(image.size), minimum=size)
+        x, y = (image.width - size) // 2, (image.height - size) // 2
+        crops.append(np.asarray(image.crop((x, y, x + size, y + size))))
+    return crops
+
+
+def image_tensor(path: str | Path, size: int) -> torch.Tensor:
+    """1 x 3 x H x W in [0, 1], the longer side scaled (up or down) to `size`."""
+    image = Image.fromarray(load_image(path))
+    image = rescale(image, size / max(image.size))
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def rescale(image: Image.Image, scale: float, minimum: int = 1) -> Image.Image:
+    size = (max(minimum, round(image.width * scale)), max(minimum, round(image.height * scale)))
+    return image.resize(size, Image.LANCZOS)

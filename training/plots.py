@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,12 @@ def plot_losses(log: str | Path, out: str | Path, keys=("content", "style"), tit
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return Path(out)
+
+
+def plot_run(out: Path, keys: tuple[str, ...], title: str) -> None:
+    """OUT/losses.png from OUT/log.jsonl, or a warning where matplotlib is missing: it is a dev/demo
+    extra, and the weights matter more than the plot."""
+    try:
+        plot_losses(out / "log.jsonl", out / "losses.png", keys=keys, title=title)
+    except ImportError as e:
+        warnings.warn(f"no loss plot ({e}); pip install matplotlib")

@@ -2,8 +2,10 @@
 
 Loss: content = MSE(relu4_1 of the output, AdaIN target t); style = distance of channel mean and
 std at relu1_1, relu2_1, relu3_1, relu4_1 between output and style image. Adam with the paper's
-decay lr / (1 + decay * step). Checkpoints are resumable exactly: batches are a function of
-(seed, step) and all RNG state is saved.
+decay lr / (1 + decay * step). Optionally (not in the paper) a few photos of each batch are their
+own style and their output is pulled towards the photo in pixels. Checkpoints are resumable
+exactly: batches are a function of (seed, step) and all RNG state is saved. The same loop runs on
+CPU and CUDA; on CUDA with channels_last, pinned batches and optional bf16/fp16 autocast.
 """
 from __future__ import annotations
 
@@ -11,16 +13,20 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from nst_fast.adain import Decoder, adain, mean_std
+from nst_fast.errors import NSTError
 from nst_fast.losses import mean_std_loss
-from nst_fast.models import save_model
+from nst_fast.models import load_decoder, save_model
+from nst_fast.sheet import contact_sheet
 from nst_fast.weights import vgg_weights
 from training.config import AdaINConfig
-from training.data import ImageFolder
-from training.loop import Prefetch, Run, adam, prepare
+from training.data import ImageFolder, centre_crops, spread
+from training.loop import Prefetch, Run, adam, autocast, grad_scaler, prepare
+from training.plots import plot_run
 
 STYLE_TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 
@@ -28,38 +34,77 @@ STYLE_TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 def train(cfg: AdaINConfig, resume: bool = True) -> Path:
     out = Path(cfg.out)
     device = prepare(cfg)
+    if not 0 <= cfg.identity_pairs <= cfg.batch_size:
+        raise NSTError(f"identity_pairs must lie in 0..batch_size ({cfg.batch_size}), got {cfg.identity_pairs}")
+    # channels_last feeds cuDNN's tensor cores; on CPU it only costs layout conversions
+    layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
     weights = vgg_weights(cfg.vgg)
-    vgg = weights.build("relu4_1").to(device)
-    decoder = Decoder().to(device)
+    vgg = weights.build("relu4_1").to(device, memory_format=layout)
+    decoder = Decoder().to(device, memory_format=layout)
     optimizer, scheduler = adam(decoder.parameters(), cfg.lr, cfg.lr_decay)
+    scaler = grad_scaler(device, cfg.amp)
 
     contents = ImageFolder(cfg.content, cfg.crop)
     styles = ImageFolder(cfg.style, cfg.crop)
+    samples = (centre_crops(spread(contents.files), cfg.sample_size),
+               centre_crops(spread(styles.files), cfg.sample_size))
     load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step), styles.batch(cfg.batch_size, cfg.seed, step))
-    with Run(out, cfg, decoder, optimizer, scheduler, resume=resume, desc="adain") as run, \
-            Prefetch(load, run.start, device) as batches:
+    with Run(out, cfg, decoder, optimizer, scheduler, scaler, resume, "adain") as run, \
+            Prefetch(load, run.start, device, layout) as batches:
+        if run.start == 0 and cfg.init:
+            decoder.load_state_dict(load_decoder(cfg.init, weights.encoder_id)[0].state_dict())
         for step in run.steps():
             t0 = time.perf_counter()
             content, style = batches.take(step)
+            own = cfg.identity_pairs
+            style[:own] = content[:own]  # these photos are their own style: AdaIN then leaves them be
 
-            with torch.no_grad():
-                content_feat = vgg(content, ["relu4_1"])["relu4_1"]
-                style_feats = vgg(style, STYLE_TAPS)
-                target = adain(content_feat, *mean_std(style_feats["relu4_1"]))
-            output = decoder(target)
-            output_feats = vgg(output, STYLE_TAPS)
-            loss_content = F.mse_loss(output_feats["relu4_1"], target)
+            with autocast(device, cfg.amp):
+                with torch.no_grad():
+                    content_feat = vgg(content, ["relu4_1"])["relu4_1"]
+                    style_feats = vgg(style, STYLE_TAPS)
+                    target = adain(content_feat, *mean_std(style_feats["relu4_1"]))
+                output = decoder(target)
+                output_feats = vgg(output, STYLE_TAPS)
+            # outside autocast, so the squared-error sums run in FP32
+            loss_content = F.mse_loss(output_feats["relu4_1"].float(), target.float())
             loss_style = mean_std_loss(output_feats, style_feats)
-            loss = cfg.content_weight * loss_content + cfg.style_weight * loss_style
+            loss_identity = F.mse_loss(output[:own].float(), content[:own]) if own else torch.zeros(())
+            loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style
+                    + cfg.identity_weight * loss_identity)
 
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
-            run.record(step + 1, t0, cfg.batch_size, loss=loss, content=loss_content, style=loss_style)
+            run.record(step + 1, t0, cfg.batch_size, loss=loss, content=loss_content, style=loss_style,
+                       identity=loss_identity)
+            if run.done % cfg.sample_every == 0 or run.done == cfg.steps:
+                write_samples(vgg, decoder, *samples, out / "samples" / f"step{run.done:07d}.png", device)
 
+    plot_run(out, ("content", "style", "identity") if cfg.identity_pairs else ("content", "style"),
+             f"AdaIN decoder: {run.done} steps")
     final = out / "adain_decoder.safetensors"
     save_model(final, decoder, {"method": "adain", "encoder_id": weights.encoder_id, "steps": run.done,
                                 "recipe": asdict(cfg)})
     return final
+
+
+@torch.no_grad()
+def write_samples(vgg, decoder: Decoder, photos: list[np.ndarray], styles: list[np.ndarray], path: Path,
+                  device: torch.device) -> None:
+    """A contact sheet, in FP32: a row per sample photo, the photo then its output for each sample style."""
+    as_batch = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(device) / 255.0
+    content = vgg(as_batch(photos), ["relu4_1"])["relu4_1"]
+    style_mean, style_std = mean_std(vgg(as_batch(styles), ["relu4_1"])["relu4_1"])
+    rows = [[photo] for photo in photos]
+    for mean, std in zip(style_mean, style_std):
+        output = decoder(adain(content, mean[None], std[None])).clamp(0, 1)
+        for row, image in zip(rows, (output * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()):
+            row.append(image)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    contact_sheet([[np.zeros_like(photos[0]), *styles], *rows], path,
+                  labels=["styles", *[f"photo {i + 1}" for i in range(len(photos))]],
+                  column_titles=[path.stem, *[f"style {i + 1}" for i in range(len(styles))]])

@@ -10,17 +10,14 @@ CPU and CUDA; on CUDA with channels_last, pinned batches and optional bf16/fp16 
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from nst_fast.errors import NSTError
-from nst_fast.images import load_image
 from nst_fast.losses import gram, gram_loss, total_variation
 from nst_fast.models import load_transformer, save_model
 from nst_fast.sheet import contact_sheet
@@ -28,11 +25,10 @@ from nst_fast.transformer_net import TransformerNet
 from nst_fast.vgg import tap_names
 from nst_fast.weights import vgg_weights
 from training.config import TransformerConfig
-from training.data import ImageFolder
+from training.data import ImageFolder, centre_crops, image_tensor, spread
 from training.loop import Prefetch, Run, adam, autocast, grad_scaler, prepare
-from training.plots import plot_losses
+from training.plots import plot_run
 
-SAMPLE_PHOTOS = 4
 # A resumed run must train the same style against the same targets as the checkpoint it continues.
 FIXED = ("style", "style_size", "content_tap", "style_taps", "vgg")
 
@@ -51,7 +47,7 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
     optimizer, scheduler = adam(net.parameters(), cfg.lr, cfg.lr_decay)
     scaler = grad_scaler(device, cfg.amp)
 
-    style = style_tensor(cfg.style, cfg.style_size).to(device, memory_format=layout)
+    style = image_tensor(cfg.style, cfg.style_size).to(device, memory_format=layout)
     with torch.no_grad():
         with autocast(device, cfg.amp):
             style_feats = vgg(style, cfg.style_taps)
@@ -62,7 +58,7 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
     tap_weights = {k: 1.0 / g.float().pow(2).mean().item() for k, g in style_grams.items()}
 
     contents = ImageFolder(cfg.content, cfg.crop)
-    photos = sample_photos(contents, cfg.sample_size)
+    photos = centre_crops(spread(contents.files), cfg.sample_size)
     load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step),)
     with Run(out, cfg, net, optimizer, scheduler, scaler, resume, f"transformer {style_name}", FIXED) as run, \
             Prefetch(load, run.start, device, layout) as batches:
@@ -93,7 +89,7 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
             if run.done % cfg.sample_every == 0 or run.done == cfg.steps:
                 write_samples(net, photos, out / "samples" / f"step{run.done:07d}.png", device)
 
-    write_plot(out, f"transformer {style_name}: {run.done} steps")
+    plot_run(out, ("content", "style", "tv"), f"transformer {style_name}: {run.done} steps")
     final = out / f"{style_name}.safetensors"
     save_model(final, net, {"method": "transformer", "encoder_id": weights.encoder_id, "style": style_name,
                             "steps": run.done, "recipe": asdict(cfg)})
@@ -109,30 +105,6 @@ def deepest(taps: list[str], arch: str) -> str:
     return max(taps, key=order.index)
 
 
-def style_tensor(path: str, size: int) -> torch.Tensor:
-    """1 x 3 x H x W in [0, 1], the longer side scaled (up or down) to `size`."""
-    image = Image.fromarray(load_image(path))
-    image = rescale(image, size / max(image.size))
-    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float() / 255.0
-
-
-def sample_photos(folder: ImageFolder, size: int) -> list[np.ndarray]:
-    """Centre crops of a few photos spread over the folder: the same every run, so sheets compare."""
-    chosen = folder.files[:: max(1, len(folder.files) // SAMPLE_PHOTOS)][:SAMPLE_PHOTOS]
-    crops = []
-    for path in chosen:
-        image = Image.fromarray(load_image(path))
-        image = rescale(image, size / min(image.size), minimum=size)
-        x, y = (image.width - size) // 2, (image.height - size) // 2
-        crops.append(np.asarray(image.crop((x, y, x + size, y + size))))
-    return crops
-
-
-def rescale(image: Image.Image, scale: float, minimum: int = 1) -> Image.Image:
-    size = (max(minimum, round(image.width * scale)), max(minimum, round(image.height * scale)))
-    return image.resize(size, Image.LANCZOS)
-
-
 @torch.no_grad()
 def write_samples(net: TransformerNet, photos: list[np.ndarray], path: Path, device: torch.device) -> None:
     """A contact sheet: each sample photo beside the network's output for it, in FP32."""
@@ -141,10 +113,3 @@ def write_samples(net: TransformerNet, photos: list[np.ndarray], path: Path, dev
     path.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet([[photo, output] for photo, output in zip(photos, outputs)], path,
                   column_titles=["photo", path.stem])
-
-
-def write_plot(out: Path, title: str) -> None:
-    try:
-        plot_losses(out / "log.jsonl", out / "losses.png", keys=("content", "style", "tv"), title=title)
-    except ImportError as e:  # matplotlib is a dev/demo extra; the weights matter more than the plot
-        warnings.warn(f"no loss plot ({e}); pip install matplotlib")
