@@ -1,5 +1,6 @@
 """Model cards (`python -m training.card`): written from the run's own log, weights and eval report."""
 import json
+import re
 
 import numpy as np
 from click.testing import CliRunner
@@ -39,13 +40,16 @@ def test_adain_card_reports_recipe_losses_and_ratios_to_gatys(tmp_path, vgg_weig
         "adain", str(run), "--weights", str(weights), "--eval", str(tmp_path / "eval"), "--card", str(card),
         "--sheet", str(sheet), "--plot", str(plot), "--photos", "2",
         "--quality", str(quality_report(tmp_path / "eval.json", "adain")),
-        "--origin", "the old decoder", "--remarks", "Looks like paint."])
+        "--origin", "the old decoder", "--remarks", "Looks like paint.", "--previous", str(weights)])
     assert result.exit_code == 0, result.output
 
     text = card.read_text()
     assert "| steps | 3 in this run (6 content crops seen) |" in text
     assert "100.0 × pixel MSE of the output vs the photo for 1 photos per batch" in text
     assert "| start | the old decoder |" in text and "Looks like paint." in text
+    inversion = re.search(r"\| inverts the encoder \| ([\d.]+) dB \(the decoder it replaced: ([\d.]+) dB\)", text)
+    assert inversion and inversion[1] == inversion[2]  # the same weights twice
+    assert 0 < float(inversion[1]) < 40  # three steps of training cannot reconstruct the photos
     # medians of 1/2 and 30/3, 50/5: content 0.50 and style 10.00 times Gatys'; identified 1 of 2
     assert "| starry_night | adain | 2 | 50% | 0% | 0.600 | 0.50 | 10.00 |" in text
     assert "| starry_night | gatys | 2 | 100% | 100% | 0.400 | 1 | 1 |" in text

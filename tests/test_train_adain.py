@@ -72,7 +72,7 @@ def test_samples_and_loss_plot_are_written(folders, tmp_path):
     sheets = sorted(p.name for p in (tmp_path / "samples").iterdir())
     assert sheets == ["step0000002.png", "step0000003.png"]  # every 2 steps and at the end
     with Image.open(tmp_path / "samples" / sheets[0]) as sheet:
-        assert sheet.width > 4 * 48 and sheet.height > 4 * 48  # a row of styles + a row per photo
+        assert sheet.width > 6 * 48 and sheet.height > 4 * 48  # photo, reconstruction, styles; a row per photo
     assert (tmp_path / "losses.png").stat().st_size > 0
 
 

@@ -39,6 +39,27 @@ def eval_sheet(weights: Path, photos: list[Path], out: Path, styles=SHEET_STYLES
     contact_sheet(rows, out, labels=[p.name for p in photos], column_titles=["photo", *styles])
 
 
+@torch.no_grad()
+def reconstruction_psnr(weights: Path, photos: list[Path], size: int = 256) -> float:
+    """Median PSNR (dB) of decoder(encoder(photo)) against the photo, the photo being its own style:
+    how well the decoder has learnt to invert the encoder, which every stylised output relies on."""
+    from nst_fast.images import load_image
+    from nst_fast.models import load_decoder
+    from nst_fast.weights import vgg_weights
+
+    vgg = vgg_weights(None)
+    encoder = vgg.build("relu4_1")
+    decoder = load_decoder(weights, vgg.encoder_id)[0].float()
+    values = []
+    for path in photos:
+        image = load_image(path, size)
+        image = image[: image.shape[0] // 8 * 8, : image.shape[1] // 8 * 8]  # three 2x poolings
+        x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
+        y = (decoder(encoder(x, ["relu4_1"])["relu4_1"]).clamp(0, 1) * 255).round() / 255.0
+        values.append(10 * torch.log10(1.0 / torch.mean((y - x) ** 2)).item())
+    return float(np.median(values))
+
+
 def summarize(log: list[dict], batch_size: int, last: int = 100) -> dict:
     tail = log[-last:]
     return {
@@ -88,7 +109,9 @@ def main():
 
 @main.command()
 @card_options
-def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report, origin, remarks):
+@click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The decoder these weights replace, for the reconstruction comparison.")
+def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report, origin, remarks, previous):
     from nst_fast.models import read_weights
     from training.data import ImageFolder
 
@@ -104,6 +127,10 @@ def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report,
                 f"photos per batch that are their own style (not in the paper: teaches the decoder to invert the "
                 f"encoder sooner)") if recipe.get("identity_pairs") else ""
     styles = json.loads(quality_report.read_text())["setup"]["styles"] if quality_report else []
+    every = sorted(eval_dir.glob("*.jpg"))
+    inversion = f"{reconstruction_psnr(weights, every):.1f} dB"
+    if previous:
+        inversion += f" (the decoder it replaced: {reconstruction_psnr(previous, every):.1f} dB)"
     card.write_text(f"""# AdaIN decoder: model card
 
 File: `{weights.name}` (FP16 safetensors, {weights.stat().st_size / 1e6:.1f} MB). Made by this
@@ -123,6 +150,7 @@ from elsewhere except the frozen VGG16 encoder it was trained against.
 | start | {origin or 'from scratch'} |
 | steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} content crops seen) |
 | time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__} |
+| inverts the encoder | {inversion}: median PSNR of decoder(encoder(photo)) vs the photo over the {len(every)} eval photos at 256 px (the photo as its own style) |
 | losses | {losses_line(log, keys, {"identity": 4})} (means of the first 50 and last 100 steps of this run, unweighted) |
 
 {remarks}

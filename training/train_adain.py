@@ -95,16 +95,18 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
 @torch.no_grad()
 def write_samples(vgg, decoder: Decoder, photos: list[np.ndarray], styles: list[np.ndarray], path: Path,
                   device: torch.device) -> None:
-    """A contact sheet, in FP32: a row per sample photo, the photo then its output for each sample style."""
+    """A contact sheet, in FP32: a row per sample photo: the photo, its reconstruction (the photo as its
+    own style: how well the decoder inverts the encoder), then its output for each sample style."""
     as_batch = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(device) / 255.0
     content = vgg(as_batch(photos), ["relu4_1"])["relu4_1"]
     style_mean, style_std = mean_std(vgg(as_batch(styles), ["relu4_1"])["relu4_1"])
-    rows = [[photo] for photo in photos]
+    as_images = lambda output: (output.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    rows = [[photo, image] for photo, image in zip(photos, as_images(decoder(content)))]
     for mean, std in zip(style_mean, style_std):
-        output = decoder(adain(content, mean[None], std[None])).clamp(0, 1)
-        for row, image in zip(rows, (output * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()):
+        for row, image in zip(rows, as_images(decoder(adain(content, mean[None], std[None])))):
             row.append(image)
     path.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet([[np.zeros_like(photos[0]), *styles], *rows], path,
+    blank = np.zeros_like(photos[0])
+    contact_sheet([[blank, blank, *styles], *rows], path,
                   labels=["styles", *[f"photo {i + 1}" for i in range(len(photos))]],
-                  column_titles=[path.stem, *[f"style {i + 1}" for i in range(len(styles))]])
+                  column_titles=[path.stem, "reconstruction", *[f"style {i + 1}" for i in range(len(styles))]])
