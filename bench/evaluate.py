@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nst_fast.backends import Backend, candidates
+from nst_fast.errors import NSTError
 from nst_fast.fileio import atomic_path
 from nst_fast.images import image_files, load_image, save_image
 from nst_fast.weights import sha256_file
@@ -51,6 +52,7 @@ class Setup:
     fidelity: bool = True
     threads: int | None = None
     photo_names: list[str] = field(default_factory=list)
+    gatys_from: Path | None = None  # an earlier eval.json whose Gatys rows stand in for running Gatys
 
 
 def style_files(styles_dir: Path) -> dict[str, Path]:
@@ -164,6 +166,30 @@ def stylize_all(setup: Setup, photos: dict[str, np.ndarray]) -> dict[str, dict[t
                     outputs[method][style, name] = image
                     bar.update(1)
     return outputs
+
+
+def recorded_gatys_rows(setup: Setup, photos, candidates: list[str]) -> list[dict]:
+    """The Gatys rows of an earlier report of the same setup, for every pair this run scores.
+
+    Gatys costs about five minutes per pair on a 2-core CPU and depends only on the photo, the
+    style, the size and the step budget, so comparing a new decoder need not run it again.
+    """
+    path = setup.gatys_from
+    try:
+        report = json.loads(Path(path).read_text())
+        recorded, rows = report["setup"], [r for r in report["rows"] if r["method"] == "gatys"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise NSTError(f"{path}: not an eval.json report ({e})") from None
+    for key in ("size", "gatys_steps"):
+        if recorded[key] != getattr(setup, key):
+            raise NSTError(f"{path}: recorded with {key} {recorded[key]}, this run uses {getattr(setup, key)}")
+    if report["candidates"] != candidates:
+        raise NSTError(f"{path}: its judges chose among other paintings ({', '.join(report['candidates'])})")
+    by_pair = {(r["style"], r["photo"]): r for r in rows}
+    missing = [f"{s}/{p}" for s in setup.styles for p in photos if (s, p) not in by_pair]
+    if missing:
+        raise NSTError(f"{path}: no Gatys result for {', '.join(missing)}")
+    return [by_pair[s, p] for s in setup.styles for p in photos]
 
 
 def score_outputs(setup: Setup, photos, styles, outputs) -> list[dict]:
@@ -286,8 +312,11 @@ def run(setup: Setup) -> dict:
                                 f"(there: {', '.join(files)})")
     photos = load_photos(setup)
     styles = {name: load_image(path, setup.size) for name, path in files.items()}
+    if setup.gatys_from and "gatys" in setup.methods:
+        raise NSTError("--gatys-from stands in for running Gatys: leave gatys out of the methods")
+    recorded = recorded_gatys_rows(setup, photos, list(styles)) if setup.gatys_from else []
     outputs = stylize_all(setup, photos)
-    rows = score_outputs(setup, photos, styles, outputs)
+    rows = score_outputs(setup, photos, styles, outputs) + recorded
     report = {"setup": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(setup).items()},
               "environment": environment("cpu"), "photos": list(photos), "candidates": list(styles),
               "summary": summarise(rows, len(styles)), "rows": rows,
@@ -307,9 +336,10 @@ def write_report(report: dict, out: Path) -> None:
 def markdown(report: dict) -> str:
     setup, k = report["setup"], len(report["candidates"])
     fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
+    recorded = f" (recorded in `{setup['gatys_from']}`, not run again)" if setup.get("gatys_from") else ""
     lines = [f"# Quality evaluation ({report['environment']['date']})", "",
              f"{len(report['photos'])} photos from `{setup['content']}` at {setup['size']} px (long side) x styles "
-             f"{', '.join(setup['styles'])}; Gatys {setup['gatys_steps']} L-BFGS steps; every output on torch FP32, CPU. "
+             f"{', '.join(setup['styles'])}; Gatys {setup['gatys_steps']} L-BFGS steps{recorded}; every output on torch FP32, CPU. "
              f"Style identification: top-1 among the {k} paintings of `{setup['styles_dir']}` (chance {1 / k:.1%}). "
              "Losses are the Gatys objective's unweighted terms (content relu4_2, Gram style relu1_1-relu5_1); "
              "ratios are medians over the same pairs, method / Gatys.", "",

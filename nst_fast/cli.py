@@ -425,10 +425,14 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
 @click.option("--transformers", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of <style>.safetensors networks (default: the bundled ones).")
 @click.option("--no-fidelity", is_flag=True, help="Skip the backend-against-torch-FP32 PSNR table.")
+@click.option("--gatys-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Take the Gatys results from this earlier eval.json of the same photos, styles, size and "
+                   "steps instead of running Gatys again (minutes per image), e.g. to compare a new decoder.")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/eval"),
               show_default=True)
-def eval_(content, styles_dir, styles, methods_, size, limit, gatys_steps, transformers, no_fidelity, threads, output):
+def eval_(content, styles_dir, styles, methods_, size, limit, gatys_steps, transformers, no_fidelity, gatys_from,
+          threads, output):
     """Measure output quality: style identification by two judges, HED edge F-score, the Gatys
     losses as ratios to Gatys, and each backend's PSNR against torch FP32. Writes OUTPUT/eval.{json,md}
     and a contact sheet per method; outputs are kept in OUTPUT/outputs, so a rerun only adds what is missing."""
@@ -438,8 +442,9 @@ def eval_(content, styles_dir, styles, methods_, size, limit, gatys_steps, trans
 
     if not (has("skimage") and has("scipy")):
         raise click.UsageError("nst-fast eval needs scikit-image and scipy: pip install 'nst-fast[eval]'")
-    setup = evaluate.Setup(content, styles_dir, list(styles), output, tuple(methods_ or evaluate.METHODS), size, limit,
-                           gatys_steps, transformers, not no_fidelity, threads)
+    default_methods = tuple(m for m in evaluate.METHODS if not (gatys_from and m == "gatys"))
+    setup = evaluate.Setup(content, styles_dir, list(styles), output, tuple(methods_ or default_methods), size, limit,
+                           gatys_steps, transformers, not no_fidelity, threads, gatys_from=gatys_from)
     try:
         evaluate.run(setup)
     except FileNotFoundError as e:

@@ -107,6 +107,19 @@ def test_eval_command_scores_every_method_and_reuses_its_outputs(data_dir, tmp_p
     for method in ("gatys", "adain", "transformer"):
         assert (out / f"sheet-{method}.png").is_file()
 
+    # Gatys taken from the report instead of run again: same ratios, no Gatys outputs computed
+    again = tmp_path / "again"
+    result = CliRunner().invoke(main, args[:-1] + [str(again), "--gatys-from", str(out / "eval.json"), "--no-fidelity"])
+    assert result.exit_code == 0, result.output
+    assert not (again / "outputs" / "gatys").exists() and "not run again" in (again / "eval.md").read_text()
+    reused = {e["method"]: e for e in json.loads((again / "eval.json").read_text())["summary"]}
+    for method in ("gatys", "adain", "transformer"):
+        losses = [k for k in summary[method] if "loss" in k]
+        assert {k: reused[method][k] for k in losses} == pytest.approx({k: summary[method][k] for k in losses}, rel=1e-5)
+    other_size = [a if a != "64" else "72" for a in args[:-1]] + [str(again), "--gatys-from", str(out / "eval.json")]
+    result = CliRunner().invoke(main, other_size)
+    assert result.exit_code == 2 and "eval.json: recorded with size 64, this run uses 72" in result.output
+
     gatys_output = out / "outputs" / "gatys" / "starry_night" / f"{report['photos'][0]}.png"
     before = gatys_output.stat().st_mtime_ns
     assert CliRunner().invoke(main, args + ["-m", "gatys", "--no-fidelity"]).exit_code == 0

@@ -36,8 +36,9 @@ FIXED = ("style", "style_size", "content_tap", "style_taps", "vgg")
 def train(cfg: TransformerConfig, resume: bool = True) -> Path:
     out = Path(cfg.out)
     device = prepare(cfg)
-    # channels_last feeds cuDNN's tensor cores; on CPU it only costs layout conversions
-    layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    # channels_last feeds cuDNN's tensor cores, and oneDNN's faster NHWC kernels on CPU too
+    # (AdaIN, 2-core AVX-512 EPYC: FP32 5.7 -> 6.5 images/s, bf16 9.1 -> 11.1)
+    layout = torch.channels_last
     style_name = Path(cfg.style).stem
 
     weights = vgg_weights(cfg.vgg)
