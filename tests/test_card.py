@@ -34,7 +34,7 @@ def test_adain_card_reports_recipe_losses_and_ratios_to_gatys(tmp_path, vgg_weig
             Image.fromarray(image).resize((80, 60), Image.BICUBIC).save(tmp_path / kind / f"{i}.jpg")
     run = tmp_path / "run"
     weights = train(AdaINConfig(str(tmp_path / "content"), str(tmp_path / "style"), out=str(run), steps=3,
-                                batch_size=2, crop=32, identity_pairs=1, identity_weight=100.0))
+                                batch_size=2, crop=32, identity_pairs=1, identity_weight=100.0, amp="bf16"))
     card, sheet, plot = tmp_path / "card.md", tmp_path / "sheet.jpg", tmp_path / "losses.png"
     result = CliRunner().invoke(main, [
         "adain", str(run), "--weights", str(weights), "--eval", str(tmp_path / "eval"), "--card", str(card),
@@ -46,6 +46,7 @@ def test_adain_card_reports_recipe_losses_and_ratios_to_gatys(tmp_path, vgg_weig
     text = card.read_text()
     assert "| steps | 3 in this run (6 content crops seen) |" in text
     assert "100.0 × pixel MSE of the output vs the photo for 1 photos per batch" in text
+    assert "bf16 autocast (losses and weights in FP32) |" in text
     assert "| start | the old decoder |" in text and "Looks like paint." in text
     inversion = re.search(r"\| inverts the encoder \| ([\d.]+) dB \(the decoder it replaced: ([\d.]+) dB\)", text)
     assert inversion and inversion[1] == inversion[2]  # the same weights twice

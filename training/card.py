@@ -149,7 +149,7 @@ from elsewhere except the frozen VGG16 encoder it was trained against.
 | loss | {recipe['content_weight']} × content MSE at relu4_1 vs the AdaIN target + {recipe['style_weight']} × mean/std style loss at relu1_1, relu2_1, relu3_1, relu4_1{identity} |
 | start | {origin or 'from scratch'} |
 | steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} content crops seen) |
-| time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__} |
+| time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__}, {precision(recipe)} |
 | inverts the encoder | {inversion}: median PSNR of decoder(encoder(photo)) vs the photo over the {len(every)} eval photos at 256 px (the photo as its own style) |
 | losses | {losses_line(log, keys, {"identity": 4})} (means of the first 50 and last 100 steps of this run, unweighted) |
 
@@ -202,6 +202,11 @@ def quality(report_path: Path, styles: list[str], methods: tuple[str, ...]) -> s
     return (f"Measured with `nst-fast eval` ({len(report['photos'])} photos of `{setup['content']}` at "
             f"{setup['size']} px, Gatys {setup['gatys_steps']} L-BFGS steps; style identified "
             f"among {len(report['candidates'])} paintings; full report `{report_path}`):\n\n" + "\n".join(lines))
+
+
+def precision(recipe: dict) -> str:
+    amp = recipe.get("amp", "none")
+    return "FP32" if amp == "none" else f"{amp} autocast (losses and weights in FP32)"
 
 
 def losses_line(log: list[dict], keys: tuple[str, ...], digits: dict) -> str:
