@@ -20,6 +20,9 @@ from nst_fast.interrupts import sigterm_as_interrupt
 from training.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Models and batches in channels_last: it feeds cuDNN's tensor cores, and oneDNN's faster NHWC
+# kernels on CPU too (AdaIN step, 2-core AVX-512 EPYC: FP32 5.7 -> 6.5 images/s, bf16 9.1 -> 11.1)
+LAYOUT = torch.channels_last
 
 
 def open_log(path: Path, start: int):

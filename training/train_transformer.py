@@ -26,7 +26,7 @@ from nst_fast.vgg import tap_names
 from nst_fast.weights import vgg_weights
 from training.config import TransformerConfig
 from training.data import ImageFolder, centre_crops, image_tensor, spread
-from training.loop import Prefetch, Run, adam, autocast, grad_scaler, prepare
+from training.loop import LAYOUT, Prefetch, Run, adam, autocast, grad_scaler, prepare
 from training.plots import plot_run
 
 # A resumed run must train the same style against the same targets as the checkpoint it continues.
@@ -36,19 +36,16 @@ FIXED = ("style", "style_size", "content_tap", "style_taps", "vgg")
 def train(cfg: TransformerConfig, resume: bool = True) -> Path:
     out = Path(cfg.out)
     device = prepare(cfg)
-    # channels_last feeds cuDNN's tensor cores, and oneDNN's faster NHWC kernels on CPU too
-    # (AdaIN, 2-core AVX-512 EPYC: FP32 5.7 -> 6.5 images/s, bf16 9.1 -> 11.1)
-    layout = torch.channels_last
     style_name = Path(cfg.style).stem
 
     weights = vgg_weights(cfg.vgg)
     taps = [cfg.content_tap, *cfg.style_taps]
-    vgg = weights.build(deepest(taps, weights.arch)).to(device, memory_format=layout)
-    net = TransformerNet().to(device, memory_format=layout)
+    vgg = weights.build(deepest(taps, weights.arch)).to(device, memory_format=LAYOUT)
+    net = TransformerNet().to(device, memory_format=LAYOUT)
     optimizer, scheduler = adam(net.parameters(), cfg.lr, cfg.lr_decay)
     scaler = grad_scaler(device, cfg.amp)
 
-    style = image_tensor(cfg.style, cfg.style_size).to(device, memory_format=layout)
+    style = image_tensor(cfg.style, cfg.style_size).to(device, memory_format=LAYOUT)
     with torch.no_grad():
         with autocast(device, cfg.amp):
             style_feats = vgg(style, cfg.style_taps)
@@ -62,7 +59,7 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
     photos = centre_crops(spread(contents.files), cfg.sample_size)
     load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step),)
     with Run(out, cfg, net, optimizer, scheduler, scaler, resume, f"transformer {style_name}", FIXED) as run, \
-            Prefetch(load, run.start, device, layout) as batches:
+            Prefetch(load, run.start, device, LAYOUT) as batches:
         if run.start == 0 and cfg.init:
             initial, _ = load_transformer(cfg.init, weights.encoder_id)
             net.load_state_dict(initial.state_dict())
