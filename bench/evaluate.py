@@ -26,12 +26,13 @@ from nst_fast.backends import Backend, candidates
 from nst_fast.errors import NSTError
 from nst_fast.fileio import atomic_path
 from nst_fast.images import image_files, load_image, save_image
+from nst_fast.metrics import psnr
 from nst_fast.weights import sha256_file
 
 from export.pipeline import json_safe
 
 from .harness import environment
-from .judges import ColourTexture, GatysLosses, VGGStatistics, edge_fscore, edge_map, psnr, rank_of
+from .judges import ColourTexture, GatysLosses, VGGStatistics, edge_fscore, edge_map, rank_of
 
 METHODS = ("gatys", "adain", "transformer")
 REFERENCE = Backend("torch", "cpu", False)

@@ -137,7 +137,3 @@ class GatysLosses:
         return {"content_loss": F.mse_loss(out[cfg.content_layer], content).item(),
                 "style_loss": sum(F.mse_loss(gram(out[k]), gram(styles[k])).item() for k in cfg.style_layers)}
 
-
-def psnr(reference: np.ndarray, image: np.ndarray) -> float:
-    mse = np.mean((reference.astype(np.float64) - image.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bench.judges import ColourTexture, VGGStatistics, chi_square, edge_fscore, edge_map, psnr, rank_of
+from bench.judges import ColourTexture, VGGStatistics, chi_square, edge_fscore, edge_map, rank_of
+from nst_fast.metrics import psnr
 
 pytest.importorskip("skimage", reason="the eval judges need scikit-image (pip install 'nst-fast[eval]')")
 

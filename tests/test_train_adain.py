@@ -103,3 +103,24 @@ def test_more_identity_pairs_than_the_batch_is_an_error(folders, tmp_path):
     cfg.identity_pairs = 3
     with pytest.raises(NSTError, match="identity_pairs must lie in 0..batch_size"):
         train(cfg)
+
+
+def test_invert_stage_learns_to_decode_each_photo_from_its_own_features(folders, tmp_path):
+    cfg = config(folders, tmp_path, 24)
+    cfg.stage, cfg.lr, cfg.sample_every, cfg.sample_size = "invert", 3e-4, 12, 32
+    train(cfg)
+    log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    for term in ("pixel", "feature"):
+        first, last = np.mean([r[term] for r in log[:5]]), np.mean([r[term] for r in log[-5:]])
+        assert last < (0.7 if term == "pixel" else 0.9) * first, term
+    # the sample sheets' reconstruction PSNR is logged with the steps that write a sheet
+    assert [r["step"] for r in log if "inversion_db" in r] == [12, 24]
+    assert all(5 < r["inversion_db"] < 60 for r in log if "inversion_db" in r)
+    assert (tmp_path / "samples" / "step0000024.png").is_file()
+
+
+def test_unknown_stage_is_an_error(folders, tmp_path):
+    cfg = config(folders, tmp_path, 1)
+    cfg.stage = "distil"
+    with pytest.raises(NSTError, match="stage must be adain or invert"):
+        train(cfg)

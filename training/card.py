@@ -44,6 +44,7 @@ def reconstruction_psnr(weights: Path, photos: list[Path], size: int = 256) -> f
     """Median PSNR (dB) of decoder(encoder(photo)) against the photo, the photo being its own style:
     how well the decoder has learnt to invert the encoder, which every stylised output relies on."""
     from nst_fast.images import load_image
+    from nst_fast.metrics import psnr
     from nst_fast.models import load_decoder
     from nst_fast.weights import vgg_weights
 
@@ -55,8 +56,8 @@ def reconstruction_psnr(weights: Path, photos: list[Path], size: int = 256) -> f
         image = load_image(path, size)
         image = image[: image.shape[0] // 8 * 8, : image.shape[1] // 8 * 8]  # three 2x poolings
         x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
-        y = (decoder(encoder(x, ["relu4_1"])["relu4_1"]).clamp(0, 1) * 255).round() / 255.0
-        values.append(10 * torch.log10(1.0 / torch.mean((y - x) ** 2)).item())
+        y = (decoder(encoder(x, ["relu4_1"])["relu4_1"]).clamp(0, 1) * 255).round().byte()
+        values.append(psnr(image, y[0].permute(1, 2, 0).numpy()))
     return float(np.median(values))
 
 

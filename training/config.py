@@ -32,6 +32,11 @@ HELP = {
                       "towards the photo itself (identity_weight x pixel MSE): teaches the decoder to invert "
                       "the encoder sooner. 0 is the paper's recipe.",
     "identity_weight": "Weight of the pixel MSE of the identity pairs (images in [0, 1]).",
+    "stage": "adain: the paper's content and style losses. invert: every photo is decoded from its own relu4_1 "
+             "features and pulled back to itself (pixel_weight x pixel MSE + feature_weight x the relative "
+             "feature error at relu1_1-relu3_1): the inverter stage, trained before the adain stage.",
+    "pixel_weight": "invert stage: weight of the pixel MSE (images in [0, 1]).",
+    "feature_weight": "invert stage: weight of the feature error, each tap's MSE relative to its mean square.",
     "init": "Start from these weights (.safetensors of the same method) when there is no checkpoint to "
             "resume, e.g. to continue a run whose checkpoints are gone.",
 }
@@ -51,6 +56,9 @@ class AdaINConfig:
     content_weight: float = 1.0
     identity_pairs: int = 0  # not in the paper; 0 is its recipe
     identity_weight: float = 0.0
+    stage: str = "adain"  # adain | invert (the decoder as a pure inverter of the encoder, not in the paper)
+    pixel_weight: float = 10.0
+    feature_weight: float = 1.0
     seed: int = 0
     checkpoint_every: int = 100
     sample_every: int = 500

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from nst_fast.adain import Decoder, adain, mean_std
 from nst_fast.errors import NSTError
 from nst_fast.losses import mean_std_loss
+from nst_fast.metrics import psnr
 from nst_fast.models import load_decoder, save_model
 from nst_fast.sheet import contact_sheet
 from nst_fast.weights import vgg_weights
@@ -29,11 +30,14 @@ from training.loop import LAYOUT, Prefetch, Run, adam, autocast, grad_scaler, pr
 from training.plots import plot_run
 
 STYLE_TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+INVERT_TAPS = ["relu1_1", "relu2_1", "relu3_1"]
 
 
 def train(cfg: AdaINConfig, resume: bool = True) -> Path:
     out = Path(cfg.out)
     device = prepare(cfg)
+    if cfg.stage not in ("adain", "invert"):
+        raise NSTError(f"stage must be adain or invert, got {cfg.stage!r}")
     if not 0 <= cfg.identity_pairs <= cfg.batch_size:
         raise NSTError(f"identity_pairs must lie in 0..batch_size ({cfg.batch_size}), got {cfg.identity_pairs}")
 
@@ -47,59 +51,93 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
     styles = ImageFolder(cfg.style, cfg.crop)
     samples = (centre_crops(spread(contents.files), cfg.sample_size),
                centre_crops(spread(styles.files), cfg.sample_size))
-    load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step), styles.batch(cfg.batch_size, cfg.seed, step))
+    load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step),
+                         *([] if cfg.stage == "invert" else [styles.batch(cfg.batch_size, cfg.seed, step)]))
     with Run(out, cfg, decoder, optimizer, scheduler, scaler, resume, "adain") as run, \
             Prefetch(load, run.start, device, LAYOUT) as batches:
         if run.start == 0 and cfg.init:
             decoder.load_state_dict(load_decoder(cfg.init, weights.encoder_id)[0].state_dict())
         for step in run.steps():
             t0 = time.perf_counter()
-            content, style = batches.take(step)
-            own = cfg.identity_pairs
-            style[:own] = content[:own]  # these photos are their own style: AdaIN then leaves them be
-
-            with autocast(device, cfg.amp):
-                with torch.no_grad():
-                    content_feat = vgg(content, ["relu4_1"])["relu4_1"]
-                    style_feats = vgg(style, STYLE_TAPS)
-                    target = adain(content_feat, *mean_std(style_feats["relu4_1"]))
-                output = decoder(target)
-                output_feats = vgg(output, STYLE_TAPS)
-            # outside autocast, so the squared-error sums run in FP32
-            loss_content = F.mse_loss(output_feats["relu4_1"].float(), target.float())
-            loss_style = mean_std_loss(output_feats, style_feats)
-            loss_identity = F.mse_loss(output[:own].float(), content[:own]) if own else torch.zeros(())
-            loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style
-                    + cfg.identity_weight * loss_identity)
+            loss, terms = step_losses(cfg, vgg, decoder, *batches.take(step))
 
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            run.record(step + 1, t0, cfg.batch_size, loss=loss, content=loss_content, style=loss_style,
-                       identity=loss_identity)
+            run.done = step + 1  # an interrupt from here on checkpoints this step
             if run.done % cfg.sample_every == 0 or run.done == cfg.steps:
-                write_samples(vgg, decoder, *samples, out / "samples" / f"step{run.done:07d}.png", device)
+                terms["inversion_db"] = write_samples(vgg, decoder, *samples,
+                                                      out / "samples" / f"step{run.done:07d}.png", device)
+            run.record(step + 1, t0, cfg.batch_size, loss=loss, **terms)
 
-    plot_run(out, ("content", "style", "identity") if cfg.identity_pairs else ("content", "style"),
-             f"AdaIN decoder: {run.done} steps")
+    terms = ("pixel", "feature") if cfg.stage == "invert" else \
+        ("content", "style", "identity") if cfg.identity_pairs else ("content", "style")
+    plot_run(out, terms, f"AdaIN decoder ({cfg.stage} stage): {run.done} steps")
     final = out / "adain_decoder.safetensors"
     save_model(final, decoder, {"method": "adain", "encoder_id": weights.encoder_id, "steps": run.done,
                                 "recipe": asdict(cfg)})
     return final
 
 
+def step_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor, style: torch.Tensor | None = None):
+    """The loss of one batch and its unweighted terms, for the config's stage."""
+    if cfg.stage == "invert":
+        return inversion_losses(cfg, vgg, decoder, content)
+    return adain_losses(cfg, vgg, decoder, content, style)
+
+
+def adain_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor, style: torch.Tensor):
+    """The paper's content loss (relu4_1 against the AdaIN target) and mean/std style loss, plus the
+    pixel loss of the identity pairs where asked for."""
+    own = cfg.identity_pairs
+    style[:own] = content[:own]  # these photos are their own style: AdaIN then leaves them be
+    with autocast(content.device, cfg.amp):
+        with torch.no_grad():
+            content_feat = vgg(content, ["relu4_1"])["relu4_1"]
+            style_feats = vgg(style, STYLE_TAPS)
+            target = adain(content_feat, *mean_std(style_feats["relu4_1"]))
+        output = decoder(target)
+        output_feats = vgg(output, STYLE_TAPS)
+    # outside autocast, so the squared-error sums run in FP32
+    loss_content = F.mse_loss(output_feats["relu4_1"].float(), target.float())
+    loss_style = mean_std_loss(output_feats, style_feats)
+    loss_identity = F.mse_loss(output[:own].float(), content[:own]) if own else torch.zeros(())
+    loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style
+            + cfg.identity_weight * loss_identity)
+    return loss, {"content": loss_content, "style": loss_style, "identity": loss_identity}
+
+
+def inversion_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor):
+    """The decoder as an inverter of the encoder (as the WCT decoders are trained): decode each
+    photo's own relu4_1 features and compare with the photo in pixels and in shallower features.
+    Each tap's error is relative to its features' mean square, as their scales differ by orders
+    of magnitude on the Caffe 0-255 encoder."""
+    with autocast(content.device, cfg.amp):
+        with torch.no_grad():
+            targets = vgg(content, [*INVERT_TAPS, "relu4_1"])
+        output = decoder(targets["relu4_1"])
+        feats = vgg(output, INVERT_TAPS)
+    loss_pixel = F.mse_loss(output.float(), content)
+    loss_feature = sum(F.mse_loss(feats[k].float(), targets[k].float()) / targets[k].float().pow(2).mean()
+                       for k in INVERT_TAPS)
+    return cfg.pixel_weight * loss_pixel + cfg.feature_weight * loss_feature, \
+        {"pixel": loss_pixel, "feature": loss_feature}
+
+
 @torch.no_grad()
 def write_samples(vgg, decoder: Decoder, photos: list[np.ndarray], styles: list[np.ndarray], path: Path,
-                  device: torch.device) -> None:
+                  device: torch.device) -> float:
     """A contact sheet, in FP32: a row per sample photo: the photo, its reconstruction (the photo as its
-    own style: how well the decoder inverts the encoder), then its output for each sample style."""
+    own style: how well the decoder inverts the encoder), then its output for each sample style.
+    Returns the reconstructions' median PSNR (dB) against the photos."""
     as_batch = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(device) / 255.0
     content = vgg(as_batch(photos), ["relu4_1"])["relu4_1"]
     style_mean, style_std = mean_std(vgg(as_batch(styles), ["relu4_1"])["relu4_1"])
     as_images = lambda output: (output.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    rows = [[photo, image] for photo, image in zip(photos, as_images(decoder(content)))]
+    reconstructions = as_images(decoder(content))
+    rows = [[photo, image] for photo, image in zip(photos, reconstructions)]
     for mean, std in zip(style_mean, style_std):
         for row, image in zip(rows, as_images(decoder(adain(content, mean[None], std[None])))):
             row.append(image)
@@ -108,3 +146,5 @@ def write_samples(vgg, decoder: Decoder, photos: list[np.ndarray], styles: list[
     contact_sheet([[blank, blank, *styles], *rows], path,
                   labels=["styles", *[f"photo {i + 1}" for i in range(len(photos))]],
                   column_titles=[path.stem, "reconstruction", *[f"style {i + 1}" for i in range(len(styles))]])
+    return float(np.median([psnr(photo, image) for photo, image in zip(photos, reconstructions)]))
+
