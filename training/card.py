@@ -22,6 +22,8 @@ import torch
 from training.plots import plot_losses, read_log
 
 SHEET_STYLES = ("starry_night", "the_scream", "great_wave")
+# How a transformer recipe weighs its style taps (TransformerConfig.style_norm), in words.
+NORMS = {"per_tap": "each relative to the style's own Gram energy", "none": "plain sum, as in the Gatys objective"}
 
 
 def eval_sheet(weights: Path, photos: list[Path], out: Path, styles=SHEET_STYLES, size: int = 384) -> None:
@@ -243,7 +245,7 @@ except the frozen VGG16 its losses were computed with (`{meta['encoder_id']}`).
 |---|---|
 | style | `{recipe['style']}` at {recipe['style_size']} px long side |
 | content data | `{recipe['content']}`: {photos_seen} photos |
-| recipe | {recipe['crop']} px random crops, batch {recipe['batch_size']}, Adam lr {recipe['lr']} (decay {recipe['lr_decay']}), content {recipe['content_tap']} weight {recipe['content_weight']}, Gram style relu{taps} (each relative to the style's own Gram energy) weight {recipe['style_weight']}, TV weight {recipe['tv_weight']}, seed {recipe['seed']} |
+| recipe | {recipe['crop']} px random crops, batch {recipe['batch_size']}, Adam lr {recipe['lr']} (decay {recipe['lr_decay']}), content {recipe['content_tap']} weight {recipe['content_weight']}, Gram style relu{taps} ({NORMS[recipe.get('style_norm', 'per_tap')]}) weight {recipe['style_weight']}, TV weight {recipe['tv_weight']}, seed {recipe['seed']} |
 | start | {origin or 'from scratch'} |
 | steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} crops seen) |
 | time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__} |

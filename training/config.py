@@ -22,6 +22,9 @@ HELP = {
     "lr_decay": "Learning rate decays as lr / (1 + lr_decay * step).",
     "content_tap": "VGG layer of the content loss.",
     "style_taps": "VGG layers of the Gram style loss (repeat the flag for each).",
+    "style_norm": "per_tap: each style tap's Gram error relative to the style's own Gram energy there (every tap "
+                  "counts alike); none: the plain sum of Gram errors, as in the Gatys objective (the shallow taps, "
+                  "colour and fine texture, count most).",
     "sample_every": "Write a contact sheet of sample photos every N steps.",
     "sample_size": "Side of the sample photos' centre crops, px.",
     "keep": "Checkpoints kept (the latest ones).",
@@ -91,6 +94,7 @@ class TransformerConfig:
     tv_weight: float = 300.0  # x mean |dx|+|dy| (~0.06): ~4% of the content term, against speckle
     content_tap: str = "relu2_2"
     style_taps: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    style_norm: str = "per_tap"  # per_tap | none
     seed: int = 0
     checkpoint_every: int = 100
     sample_every: int = 100

@@ -30,13 +30,15 @@ from training.loop import LAYOUT, Prefetch, Run, adam, autocast, grad_scaler, pr
 from training.plots import plot_run
 
 # A resumed run must train the same style against the same targets as the checkpoint it continues.
-FIXED = ("style", "style_size", "content_tap", "style_taps", "vgg")
+FIXED = ("style", "style_size", "content_tap", "style_taps", "style_norm", "vgg")
 
 
 def train(cfg: TransformerConfig, resume: bool = True) -> Path:
     out = Path(cfg.out)
     device = prepare(cfg)
     style_name = Path(cfg.style).stem
+    if cfg.style_norm not in ("per_tap", "none"):
+        raise NSTError(f"style_norm must be per_tap or none, got {cfg.style_norm!r}")
 
     weights = vgg_weights(cfg.vgg)
     taps = [cfg.content_tap, *cfg.style_taps]
@@ -53,7 +55,8 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
     # Each tap's error relative to the style's own Gram energy: the raw terms span eight orders of
     # magnitude across these taps (relu1_2 ~1e3, relu4_3 ~1e-4), so unweighted, relu1_2 alone
     # would be the style and the deeper taps' strokes and shapes would be lost.
-    tap_weights = {k: 1.0 / g.float().pow(2).mean().item() for k, g in style_grams.items()}
+    tap_weights = {k: 1.0 / g.float().pow(2).mean().item() for k, g in style_grams.items()} \
+        if cfg.style_norm == "per_tap" else {}
 
     contents = ImageFolder(cfg.content, cfg.crop)
     photos = centre_crops(spread(contents.files), cfg.sample_size)
