@@ -184,3 +184,18 @@ def test_cli_adain_reads_a_recipe_too(data, tmp_path):
     assert result.exit_code == 0, result.output
     _, meta = load_decoder(tmp_path / "run" / "adain_decoder.safetensors")
     assert json.loads(meta["recipe"])["crop"] == 32 and meta["steps"] == "1"
+
+
+def test_style_norm_chooses_how_the_taps_are_weighed(data, tmp_path):
+    # per_tap puts every tap's error on the style's own scale (about 1 each); none keeps the raw
+    # Gram errors, where the shallow taps are orders of magnitude larger
+    taps = ("relu1_1", "relu3_1")
+    for norm in ("per_tap", "none"):
+        train(config(data, tmp_path / norm, 1, style_taps=taps, style_norm=norm))
+    first = {norm: json.loads((tmp_path / norm / "log.jsonl").read_text().splitlines()[0])["style"]
+             for norm in ("per_tap", "none")}
+    assert first["per_tap"] < 10 < first["none"]
+    with pytest.raises(NSTError, match="style_norm must be per_tap or none"):
+        train(config(data, tmp_path / "bad", 1, style_norm="gatys"))
+    with pytest.raises(WeightsError, match="style_norm"):  # a resumed run keeps its loss
+        train(config(data, tmp_path / "none", 2, style_taps=taps, style_norm="per_tap"))
