@@ -58,7 +58,8 @@ class VideoOptions:
     batch_size: int = 4
     crf: int | None = None  # encoder quality (lower is better); None: the codec's default above
     stabilize: bool = True  # False: plain per-frame stylisation
-    stability: float = 0.7  # b: weight of the warped previous output where the flow is trusted
+    stability: float = 0.85  # b: weight of the warped previous output where the flow is trusted
+    restore_detail: bool = True  # give the blend the detail energy of the fresh stylisation
     flow_preset: str = "fast"  # DIS preset for stabilising: ultrafast or fast
     flow_scale: float = 0.5  # flow computed at this fraction of the frame size
     smoothing: float = 0.8  # momentum of AdaIN's content statistics over time (with a hook)
@@ -108,7 +109,7 @@ def stylize_video(source: str | Path, output: str | Path, stylize_batch: Stylize
     with reader.open() as container, atomic_path(output) as tmp, _translate(output, "cannot write the video"):
         writer = Writer(tmp, output, reader, container.streams.audio, options.crf)
         tracker = MotionTracker(Flow(options.flow_preset, options.flow_scale)) if options.stabilize else None
-        stabilizer = Stabilizer(options.stability)
+        stabilizer = Stabilizer(options.stability, options.restore_detail)
         stylize = Stylize(stylize_batch, statistics if options.stabilize else None, options.smoothing)
         cuts = 0
         with tqdm(total=reader.expected or None, desc=source.name, unit="frame", leave=False,
