@@ -258,6 +258,7 @@ class Writer:
         self.size = reader.size
         self.stream = self._video_stream(reader, crf)
         self.audio_streams = {s.index: self._audio_stream(s) for s in audio_streams}
+        self.last_pts = None
 
     def _video_stream(self, reader: Reader, crf: int | None):
         w, h = self.size
@@ -303,6 +304,9 @@ class Writer:
                 self.container.mux(stream.encode(frame))
 
     def write(self, frame: np.ndarray, pts: int) -> None:
+        # encoders refuse a pts that does not increase (a damaged file's repeats): nudge it on
+        pts = self.last_pts + 1 if self.last_pts is not None and pts <= self.last_pts else pts
+        self.last_pts = pts
         w, h = self.stream.width, self.stream.height
         if frame.shape[:2] != (h, w):
             frame = np.pad(frame, ((0, h - frame.shape[0]), (0, w - frame.shape[1]), (0, 0)), mode="edge")
