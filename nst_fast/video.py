@@ -106,8 +106,8 @@ def stylize_video(source: str | Path, output: str | Path, stylize_batch: Stylize
     source, output = Path(source), Path(output)
     start = time.perf_counter()
     reader = Reader(source)
-    with reader.open() as container, atomic_path(output) as tmp, _translate(output, "cannot write the video"):
-        writer = Writer(tmp, output, reader, container.streams.audio, options.crf)
+    with reader.open() as container, atomic_path(output) as tmp, _translate(output, "cannot write the video"), \
+            Writer(tmp, output, reader, container.streams.audio, options.crf) as writer:
         tracker = MotionTracker(Flow(options.flow_preset, options.flow_scale)) if options.stabilize else None
         stabilizer = Stabilizer(options.stability, options.restore_detail)
         stylize = Stylize(stylize_batch, statistics if options.stabilize else None, options.smoothing)
@@ -317,3 +317,12 @@ class Writer:
     def close(self) -> None:
         self.container.mux(self.stream.encode(None))
         self.container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, *exc):
+        if kind is not None:  # free FFmpeg's file and buffers now; the partial file is deleted anyway
+            with contextlib.suppress(Exception):
+                self.container.close()
+        return False
