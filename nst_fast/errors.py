@@ -11,3 +11,7 @@ class WeightsError(NSTError):
 
 class ImageError(NSTError):
     """An input image that cannot be decoded or used."""
+
+
+class VideoError(NSTError):
+    """An input video that cannot be decoded, or an output video that cannot be written."""
