@@ -207,6 +207,7 @@ def test_run_with_onnxruntime_equals_torch_within_one_level(tmp_path, vgg_weight
 
 
 def test_backend_order_and_reasons(monkeypatch):
+    monkeypatch.setattr(backends, "openvino_precisions", lambda: ())  # test_openvino.py covers OpenVINO's place
     picked, passed_over = backends.choose()
     if not backends.torch_cuda():
         assert picked == backends.Backend("onnxruntime", "cpu", False)
