@@ -23,7 +23,7 @@ from nst_fast.errors import NSTError
 def backends_here(device: str) -> list[tuple[str, str, str]]:
     """(backend, device, precision) for every usable backend, the one `run` picks first: FP16 and
     FP32 on GPUs; on the CPU every precision OpenVINO has (FP32, BF16, INT8; FP16 only where it
-    has no BF16) and FP32 for the others."""
+    has no BF16), FP32 for the others and torch's bf16 autocast where the CPU has bf16."""
     from nst_fast.backends import candidates, choose, precisions
 
     found = []
@@ -38,6 +38,7 @@ def backends_here(device: str) -> list[tuple[str, str, str]]:
             found += [(kind, dev, "fp16")] if "fp16" in have and "bf16" not in have else []
         else:
             found.append((kind, dev, "fp32"))
+            found += [(kind, dev, "bf16")] if kind == "torch" and "bf16" in precisions(kind, dev) else []
     picked = choose(device=device)[0]
     first = (picked.kind, picked.device, picked.precision)
     return [first] + [f for f in found if f != first] if first in found else found

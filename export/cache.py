@@ -110,10 +110,10 @@ def sample_photos() -> list:
 
 
 def refusal(entry: dict) -> str:
-    failed = next(c for c in entry["validation"]["checks"] if not c["passed"])
-    worst = f", min PSNR {entry['validation']['min_psnr']:.1f} dB" if entry["validation"].get("min_psnr") else ""
+    c = next(c for c in entry["validation"]["checks"] if not c["passed"])
+    found = f"PSNR {c['psnr']:.1f} dB" if "psnr" in c else f"relative error {c['rel_error']:.1e}"
     return (f"exported {entry['name']} ({entry.get('backend', 'onnxruntime')} {entry['precision']}) disagrees with "
-            f"torch{worst}, so it is refused: {failed}")
+            f"torch FP32, so it is refused: {found}, finite {c['finite']} on {c['image']} {c['height']}x{c['width']}")
 
 
 def _refused(directory: Path, graph: Graph, precision: str, backend: str) -> str | None:
