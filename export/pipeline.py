@@ -156,6 +156,21 @@ def validate_existing(graph: Graph, precision: str, backend: str, out_dir: Path,
     return entry_for(graph, precision, backend, out_dir / file if validation["passed"] else None, validation, 0.0)
 
 
+def openvino_entries(graph: Graph, fp32_file: str, out_dir: Path, plan: Plan, style=None,
+                     int8_photos: list | None = None):
+    """Manifest entries for OpenVINO: the FP32 file validated in the precision `run` would pick for
+    OpenVINO here, and, given calibration photos, an INT8 graph quantized on them. None without openvino."""
+    from nst_fast.backends import auto_precision, openvino_precisions
+
+    if not openvino_precisions():
+        if int8_photos is not None:
+            raise NSTError("INT8 graphs need openvino (and onnx): pip install openvino onnx")
+        return
+    yield validate_existing(graph, auto_precision("openvino", "cpu")[0], "openvino", out_dir, fp32_file, plan, style)
+    if int8_photos is not None:
+        yield export_validated(graph, "int8", out_dir, plan, style, backend="openvino", calibration=int8_photos)
+
+
 def validated(graph: Graph, precision: str, path: Path, plan: Plan, style, progress: bool, backend: str) -> dict:
     start = time.perf_counter()
     label = f"{backend} {precision}" if backend != "onnxruntime" else precision

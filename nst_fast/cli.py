@@ -11,7 +11,6 @@ from .backends import PRECISIONS
 from .errors import NSTError
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
-
 BACKENDS = ["auto", "tensorrt", "onnxruntime", "openvino", "torch"]
 # Only images inside the scikit-image wheel: others would be downloaded, which cannot work offline.
 SAMPLE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field"]
@@ -277,6 +276,7 @@ def export_(methods_, styles, model, vgg, fp16, int8, calibration, engine, min_s
     plan = pipeline.Plan(photos + validate.extreme_images(), parse_sizes(sizes) if sizes else validate.SIZES,
                          uhd=uhd, threads=threads)
     style_encoder = next((g for g in graphs if g.kind == "style_encoder"), None)
+    int8_photos = (validate.folder_images(calibration, 64, 512) if calibration else sample_photos()) if int8 else None
     entries = []
     try:
         for graph in graphs:
@@ -292,7 +292,8 @@ def export_(methods_, styles, model, vgg, fp16, int8, calibration, engine, min_s
                     entry["engine"] = str(built.relative_to(output))
                     entry["engine_profile"] = profile.as_dict()
                 if precision == "fp32" and entry["file"] and graph.kind != "style_encoder":
-                    for more in openvino_entries(graph, entry["file"], output, plan, style_encoder, int8, calibration):
+                    style = pipeline.default_style(graph, style_encoder)
+                    for more in pipeline.openvino_entries(graph, entry["file"], output, plan, style, int8_photos):
                         entries.append(more)
                         click.echo(f"{graph.name} openvino {more['precision']}: {validation_line(more['validation'])}")
     finally:  # what was exported and validated stays usable, even if a later graph fails
@@ -300,25 +301,6 @@ def export_(methods_, styles, model, vgg, fp16, int8, calibration, engine, min_s
             click.echo(f"manifest: {pipeline.write_manifest(output, entries)}")
     if not all(e["validation"]["passed"] for e in entries):
         sys.exit(1)
-
-
-def openvino_entries(graph, fp32_file: str, output: Path, plan, style_encoder, int8: bool, calibration):
-    """Manifest entries for OpenVINO: the FP32 file validated in the precision `run` would pick
-    for OpenVINO here, and with `int8` an INT8 graph quantized on the calibration photos."""
-    from export import pipeline, validate
-
-    from .backends import auto_precision, openvino_precisions
-
-    if not openvino_precisions():
-        if int8:
-            raise NSTError("--int8 needs openvino (and onnx): pip install openvino onnx")
-        return
-    style = pipeline.default_style(graph, style_encoder)
-    yield pipeline.validate_existing(graph, auto_precision("openvino", "cpu")[0], "openvino", output, fp32_file,
-                                     plan, style)
-    if int8:
-        photos = validate.folder_images(calibration, 64, 512) if calibration else sample_photos()
-        yield pipeline.export_validated(graph, "int8", output, plan, style, backend="openvino", calibration=photos)
 
 
 def export_graphs(methods_, styles, model, vgg) -> list:
