@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nst_fast.backends import Backend, candidates
+from nst_fast.backends import Backend, candidates, precisions
 from nst_fast.errors import NSTError
 from nst_fast.fileio import atomic_path
 from nst_fast.images import image_files, load_image, save_image
@@ -229,8 +229,10 @@ def fidelity(setup: Setup, photos, outputs) -> list[dict]:
     rows = []
     configs = []
     for kind, device, why_not in candidates():
-        for half in (False, True):
-            backend = Backend(kind, device, half)
+        # OpenVINO: what this CPU has (FP32, BF16, INT8...); the others FP32 and FP16 (and torch's bf16)
+        for precision in precisions(kind, device) if kind == "openvino" and not why_not else \
+                ["fp32", "fp16"] + (["bf16"] if kind == "torch" and "bf16" in precisions(kind, device) else []):
+            backend = Backend(kind, device, precision)
             if backend == REFERENCE:
                 continue
             if backend == Backend("torch", "cpu", True):
@@ -238,7 +240,7 @@ def fidelity(setup: Setup, photos, outputs) -> list[dict]:
             else:
                 configs.append((backend, why_not))
     for backend, why in configs:
-        row = {"backend": backend.kind, "device": backend.device, "precision": "fp16" if backend.half else "fp32"}
+        row = {"backend": backend.kind, "device": backend.device, "precision": backend.precision}
         if why:
             if not any(r.get("skipped") == why and r["backend"] == backend.kind for r in rows):
                 unavailable = not (backend.kind == "torch" and backend.device == "cpu")  # in neither precision
@@ -248,12 +250,16 @@ def fidelity(setup: Setup, photos, outputs) -> list[dict]:
             if method not in setup.methods:
                 continue
             values = []
-            for style in setup.styles:
-                runner = make_runner(setup, method, style, backend)
-                if runner is None:
-                    continue
-                with runner:
-                    values += [psnr(outputs[method][style, name], runner.stylize(image)) for name, image in photos.items()]
+            try:
+                for style in setup.styles:
+                    runner = make_runner(setup, method, style, backend)
+                    if runner is None:
+                        continue
+                    with runner:
+                        values += [psnr(outputs[method][style, name], runner.stylize(image)) for name, image in photos.items()]
+            except NSTError as e:  # e.g. an INT8 graph refused by its validation: a result, not a crash
+                rows.append({"method": method, **row, "skipped": str(e)})
+                continue
             if values:
                 rows.append({"method": method, **row, "n": len(values), "identical": int(np.isinf(values).sum()),
                              "psnr_min": min(values), "psnr_median": float(np.median(values))})  # inf where identical

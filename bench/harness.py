@@ -20,15 +20,28 @@ from tqdm import tqdm
 from bench.worker import Config
 from nst_fast.errors import NSTError
 
-def backends_here(device: str) -> list[tuple[str, str, bool]]:
-    """(backend, device, half) for every usable backend: FP32 and FP16 on GPUs, FP32 on the CPU."""
-    from nst_fast.backends import candidates
+def backends_here(device: str) -> list[tuple[str, str, str]]:
+    """(backend, device, precision) for every usable backend, the one `run` picks first: FP16 and
+    FP32 on GPUs; on the CPU every precision OpenVINO has (FP32, BF16, INT8; FP16 only where it
+    has no BF16), FP32 for the others and torch's bf16 autocast where the CPU has bf16."""
+    from nst_fast.backends import candidates, choose, precisions
 
     found = []
     for kind, dev, why_not in candidates(device):
-        if not why_not:
-            found += [(kind, dev, True), (kind, dev, False)] if dev == "cuda" else [(kind, dev, False)]
-    return found
+        if why_not:
+            continue
+        if dev == "cuda":
+            found += [(kind, dev, "fp16"), (kind, dev, "fp32")]
+        elif kind == "openvino":
+            have = precisions(kind, dev)
+            found += [(kind, dev, p) for p in ("fp32", "bf16", "int8") if p in have]
+            found += [(kind, dev, "fp16")] if "fp16" in have and "bf16" not in have else []
+        else:
+            found.append((kind, dev, "fp32"))
+            found += [(kind, dev, "bf16")] if kind == "torch" and "bf16" in precisions(kind, dev) else []
+    picked = choose(device=device)[0]
+    first = (picked.kind, picked.device, picked.precision)
+    return [first] + [f for f in found if f != first] if first in found else found
 
 
 def plan(methods: list[str], sizes: list[int], batch: int, photos: list[str], style: str, device: str,
@@ -45,11 +58,11 @@ def plan(methods: list[str], sizes: list[int], batch: int, photos: list[str], st
             specs.append({**asdict(Config("gatys", "torch", gatys_device, False, size, 1, "engine", photos, style,
                                           gatys_steps=gatys_steps)), "runner_images": 0})
         for method in [m for m in methods if m != "gatys"]:
-            for kind, dev, half in found:
-                end_to_end = runner_images > 0 and (kind, dev, half) == found[0]
-                config = Config(method, kind, dev, half, size, batch, "runner" if end_to_end else "engine", photos,
-                                style if method == "adain" else "starry_night", model if method == "transformer" else None,
-                                min_seconds=min_seconds)
+            for kind, dev, precision in found:
+                end_to_end = runner_images > 0 and (kind, dev, precision) == found[0]
+                config = Config(method, kind, dev, precision == "fp16", size, batch, "runner" if end_to_end else "engine",
+                                photos, style if method == "adain" else "starry_night",
+                                model if method == "transformer" else None, min_seconds=min_seconds, precision=precision)
                 specs.append({**asdict(config), "runner_images": runner_images if end_to_end else 0})
     return specs
 
@@ -84,7 +97,7 @@ def environment(device: str) -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
-    for name in ("onnx", "onnxruntime", "tensorrt"):
+    for name in ("onnx", "onnxruntime", "openvino", "nncf", "tensorrt"):
         if has(name):
             try:
                 versions[name] = __import__(name).__version__

@@ -12,7 +12,8 @@ def label(r: dict) -> str:
     c = r["config"]
     if c["method"] == "gatys":
         return f"gatys ({c['gatys_steps']} L-BFGS steps, torch {c['device']})"
-    return f"{c['method']} {c['backend']}-{c['device']} {'fp16' if c['half'] else 'fp32'} b{c['batch']}"
+    precision = c.get("precision") or ("fp16" if c["half"] else "fp32")
+    return f"{c['method']} {c['backend']}-{c['device']} {precision} b{c['batch']}"
 
 
 def table(report: dict) -> str:
@@ -48,7 +49,8 @@ def table(report: dict) -> str:
             f"{achieved:.0f}{share} | {r['prepare_s']:.1f} / {r['activate_s']:.1f} | {memory} | {e2e} |")
     lines += ["", "images/s counts warm batches already in memory (the bare engine); 'end to end' is the batch",
               "runner on JPEG files in and out with the same engine, and its ratio to the bare engine.",
-              "prepare = building the runner (graph export or engine build included); activate = loading it."]
+              "prepare = building the runner (graph export or engine build included); activate = loading it.",
+              "% of peak is of the FP32 GEMM peak: BF16 and INT8 (AMX) can exceed it."]
     return "\n".join(lines) + "\n"
 
 

@@ -23,9 +23,9 @@ from bench.flops import conv_flops
 @dataclass
 class Config:
     method: str  # adain | transformer | gatys
-    backend: str  # torch | onnxruntime | tensorrt
+    backend: str  # torch | onnxruntime | openvino | tensorrt
     device: str  # cpu | cuda
-    half: bool
+    half: bool  # fp16 (results before `precision` existed have only this)
     size: int  # square side of every image, px
     batch: int
     mode: str  # engine: batches already in memory | runner: files in, files out (nst_fast.batch)
@@ -36,11 +36,14 @@ class Config:
     min_seconds: float = 10.0  # keep timing batches until this much time has passed...
     min_batches: int = 5  # ...and at least this many
     threads: int | None = None
+    precision: str = ""  # fp32 | fp16 | bf16 | int8; '' means by `half`
+
+    def __post_init__(self):
+        self.precision = self.precision or ("fp16" if self.half else "fp32")
 
     @property
     def name(self) -> str:
-        precision = "fp16" if self.half else "fp32"
-        return f"{self.method} {self.backend}-{self.device} {precision} {self.size}px b{self.batch} {self.mode}"
+        return f"{self.method} {self.backend}-{self.device} {self.precision} {self.size}px b{self.batch} {self.mode}"
 
 
 def fitted(config: Config, count: int) -> np.ndarray:
@@ -60,7 +63,7 @@ def build_runner(config: Config):
     if config.method == "gatys":
         return methods.GatysRunner(str(config.style), GatysConfig(steps=config.gatys_steps), device=config.device,
                                    progress=False)
-    backend = Backend(config.backend, config.device, config.half)
+    backend = Backend(config.backend, config.device, config.precision)
     locate = None
     if backend.needs_onnx:
         from export.engine import Profile

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
+from .backends import PRECISIONS
 from .errors import NSTError
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
-BACKENDS = ["auto", "tensorrt", "onnxruntime", "torch"]
+BACKENDS = ["auto", "tensorrt", "onnxruntime", "openvino", "torch"]
 # Only images inside the scikit-image wheel: others would be downloaded, which cannot work offline.
 SAMPLE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field"]
 
@@ -47,10 +48,12 @@ def main():
               help="Downscale so the long side is at most this many pixels (never upscales).")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="Engine: auto takes TensorRT, then onnxruntime (CUDA), torch (CUDA), onnxruntime (CPU), torch (CPU).")
+              help="Engine: auto takes TensorRT, then onnxruntime (CUDA), torch (CUDA), OpenVINO, onnxruntime (CPU), torch (CPU).")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
-@click.option("--fp16/--fp32", "half", default=None,
-              help="Precision (default: FP16 on a GPU, FP32 on the CPU); statistics stay in FP32.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="auto: FP16 on a GPU, BF16 with OpenVINO on a CPU that has it, else FP32; int8: OpenVINO with an "
+                   "NNCF-quantized graph. Statistics stay in FP32.")
+@click.option("--fp16/--fp32", "half", default=None, help="Aliases of --precision fp16 / fp32.")
 @click.option("--graphs", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder written by `nst-fast export` (default: export into the cache on first use).")
 @click.option("--format", "fmt", type=click.Choice(["jpg", "png", "webp"]), help="Output format (default: the input's).")
@@ -73,8 +76,8 @@ def main():
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
               show_default=True)
-def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, batch_size, backend, device, half,
-        graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif, report,
+def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, batch_size, backend, device, precision,
+        half, graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif, report,
         dry_run, verbose, quiet, output):
     """Stylise image files and folders (recursively) into OUTPUT, mirroring the folder tree.
 
@@ -91,7 +94,8 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         raise click.UsageError(f"--method {method} takes one --style")
     if method == "gatys":
         unused = [name for name, given in [("--alpha", alpha != 1.0), ("--preserve-color", preserve_color),
-                                           ("--fp16", half), ("--model", model), ("--graphs", graphs),
+                                           ("--fp16", half), ("--precision", precision != "auto"),
+                                           ("--model", model), ("--graphs", graphs),
                                            ("--backend", backend not in ("auto", "torch"))] if given]
         if unused:
             raise click.UsageError(f"--method gatys does not use {', '.join(unused)}")
@@ -114,7 +118,7 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         click.echo(summary.line())
         sys.exit(1 if summary.count("failed") else 0)
     if method != "gatys":
-        engine, passed_over = backends.choose(backend, device, half)
+        engine, passed_over = backends.choose(backend, device, half, precision)
         if not quiet:
             click.echo(f"backend: {engine}" + (f" (passed over: {'; '.join(passed_over)})" if passed_over else ""),
                        err=True)
@@ -228,6 +232,10 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
               help="Weights file: an AdaIN decoder, or a transformer (with --method transformer).")
 @click.option("--vgg", type=click.Path(dir_okay=False))
 @click.option("--fp16", is_flag=True, help="Also write FP16 graphs (FP32 statistics inside), validated for accuracy.")
+@click.option("--int8", is_flag=True, help="Also write INT8 graphs for OpenVINO (NNCF post-training quantization), "
+              "validated like the others (>= 30 dB); needs nst-fast[int8].")
+@click.option("--calibration", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Photos to calibrate INT8 on (default: scikit-image's sample photos).")
 @click.option("--engine", is_flag=True, help="Also build TensorRT engines (needs tensorrt and a GPU).")
 @click.option("--min-shape", default="1x256x256", show_default=True, help="Engine profile minimum, NxHxW.")
 @click.option("--opt-shape", default="4x512x512", show_default=True, help="Engine profile optimum, NxHxW.")
@@ -241,10 +249,11 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
 @click.option("--threads", type=click.IntRange(1), help="onnxruntime threads (default: onnxruntime's, one per physical core).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("exported"),
               show_default=True)
-def export_(methods_, styles, model, vgg, fp16, engine, min_shape, opt_shape, max_shape, images, limit, sizes, uhd,
+def export_(methods_, styles, model, vgg, fp16, int8, calibration, engine, min_shape, opt_shape, max_shape, images, limit, sizes, uhd,
             threads, output):
     """Export ONNX graphs (FP32, and FP16 with --fp16), validate them against torch on real photos at
-    many shapes, optionally build TensorRT engines, and write OUTPUT/manifest.json.
+    many shapes (with onnxruntime, and with OpenVINO in the precision it would run them in),
+    optionally build INT8 graphs and TensorRT engines, and write OUTPUT/manifest.json.
 
     A graph that disagrees with torch is not written and the command exits 1.
     """
@@ -267,6 +276,7 @@ def export_(methods_, styles, model, vgg, fp16, engine, min_shape, opt_shape, ma
     plan = pipeline.Plan(photos + validate.extreme_images(), parse_sizes(sizes) if sizes else validate.SIZES,
                          uhd=uhd, threads=threads)
     style_encoder = next((g for g in graphs if g.kind == "style_encoder"), None)
+    int8_photos = (validate.folder_images(calibration, 64, 512) if calibration else sample_photos()) if int8 else None
     entries = []
     try:
         for graph in graphs:
@@ -281,6 +291,11 @@ def export_(methods_, styles, model, vgg, fp16, engine, min_shape, opt_shape, ma
                     built = ensure_engine(output / entry["file"], profile, output / "engines")
                     entry["engine"] = str(built.relative_to(output))
                     entry["engine_profile"] = profile.as_dict()
+                if precision == "fp32" and entry["file"] and graph.kind != "style_encoder":
+                    style = pipeline.default_style(graph, style_encoder)
+                    for more in pipeline.openvino_entries(graph, entry["file"], output, plan, style, int8_photos):
+                        entries.append(more)
+                        click.echo(f"{graph.name} openvino {more['precision']}: {validation_line(more['validation'])}")
     finally:  # what was exported and validated stays usable, even if a later graph fails
         if entries:
             click.echo(f"manifest: {pipeline.write_manifest(output, entries)}")
@@ -488,14 +503,17 @@ def info():
 
     click.echo(f"nst-fast {version('nst_fast')}, Python {platform.python_version()}, {platform.machine()}")
     click.echo(f"torch {torch.__version__}: CUDA {'available: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'not available'}")
-    for name in ["onnx", "onnxruntime", "tensorrt", "pycuda"]:
+    for name in ["onnx", "onnxruntime", "openvino", "nncf", "tensorrt", "pycuda"]:
         click.echo(f"{name}: {version(name)}")
-    from .backends import choose
+    from .backends import choose, explain, has
+    from .runners.openvino_runner import cpu_capabilities
 
     picked, passed_over = choose()
-    click.echo(f"backend for `run --backend auto`: {picked}")
+    click.echo(f"backend for `run --backend auto`: {picked} ({explain(picked)})")
     for reason in passed_over:
         click.echo(f"  passed over {reason}")
+    if has("openvino"):
+        click.echo(f"openvino CPU capabilities: {', '.join(cpu_capabilities())}")
     try:
         vgg = weights.vgg_weights()
         click.echo(f"VGG weights: {vgg.source} ({vgg.encoder_id}), cache {weights.cache_dir()}")

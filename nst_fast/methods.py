@@ -22,8 +22,8 @@ from .styles import Style, fit_style_image, image_statistics, resolve_style
 from .stylizers import from_uint8, to_uint8
 from .weights import vgg_weights
 
-# graph_file(graph, backend) -> the file a backend runs for `graph`: an ONNX file for onnxruntime,
-# an engine for TensorRT (the CLI exports and builds them, with caches; see export/).
+# graph_file(graph, backend) -> the file a backend runs for `graph`: an ONNX file for onnxruntime and
+# OpenVINO (an OpenVINO IR for its INT8), an engine for TensorRT (the CLI exports and builds them, with caches; see export/).
 GraphFile = Callable[[Graph, Backend], Path]
 CPU = Backend("torch", "cpu")
 
@@ -108,7 +108,7 @@ class TiledAdaIN(Delegate):
 def make_runner(graph: Graph, backend: Backend, extra_inputs: ExtraInputs | None = None,
                 graph_file: GraphFile | None = None) -> Runner:
     if backend.kind == "torch":
-        return TorchRunner(graph.module, backend.device, backend.half, extra_inputs)
+        return TorchRunner(graph.module, backend.device, backend.half, extra_inputs, bf16=backend.precision == "bf16")
     if graph_file is None:
         raise NSTError(f"the {backend.kind} backend needs exported graphs (nst-fast export)")
     path = graph_file(graph, backend)
@@ -116,6 +116,11 @@ def make_runner(graph: Graph, backend: Backend, extra_inputs: ExtraInputs | None
         from .runners.onnxruntime_runner import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(path, backend.device, extra_inputs=extra_inputs)
+    if backend.kind == "openvino":
+        from .runners.openvino_runner import OpenVINORunner
+
+        # OpenVINO's compiled-model cache beside the graph, so it is dropped with it
+        return OpenVINORunner(path, backend.precision, cache_dir=path.parent / "openvino_cache", extra_inputs=extra_inputs)
     from .runners.tensorrt_runner import TensorRTRunner
 
     return TensorRTRunner(path, extra_inputs=extra_inputs)

@@ -1,7 +1,9 @@
 """PyTorch backend: the graph-contract modules run eagerly on the CPU or CUDA.
 
 On CUDA: FP16 (statistics stay FP32 inside the modules), channels_last convolutions, and one CUDA
-graph per input shape, so a batch costs one launch instead of ~100 kernel launches."""
+graph per input shape, so a batch costs one launch instead of ~100 kernel launches. On a CPU with
+bf16 (AMX, AVX-512 BF16): bf16 autocast on request (`--precision bf16`); the modules keep their
+statistics in FP32 on `.float()` copies."""
 from __future__ import annotations
 
 import numpy as np
@@ -30,9 +32,9 @@ class TorchRunner(Runner):
     name = "torch"
 
     def __init__(self, module: torch.nn.Module, device: str = "auto", half: bool = False,
-                 extra_inputs: ExtraInputs | None = None, cuda_graphs: bool | None = None):
+                 extra_inputs: ExtraInputs | None = None, cuda_graphs: bool | None = None, bf16: bool = False):
         super().__init__(extra_inputs)
-        self.module, self.half = module, half
+        self.module, self.half, self.bf16 = module, half, bf16
         self.device = resolve_device(device)
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         self.graphs: dict[tuple, CapturedGraph] = {}
@@ -56,7 +58,8 @@ class TorchRunner(Runner):
             self.graphs[key] = graph = self.graphs.pop(key)  # most recently used last
             stylized, finite = graph.replay(inputs)
         else:
-            stylized, finite = self.module(**inputs)
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+                stylized, finite = self.module(**inputs)
         return {"stylized": stylized.cpu().numpy(), "finite": finite.cpu().numpy()}
 
     def close(self) -> None:
