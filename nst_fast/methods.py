@@ -91,8 +91,9 @@ class TiledAdaIN(Delegate):
         super().close()
         self.encoder.to("cpu")
 
-    def for_tiles(self, image: np.ndarray, tiles: list[np.ndarray]):
+    def for_tiles(self, image: np.ndarray, grid, size: tuple[int, int]):
         """runner_for(indices) of tiling.runner_for_tiles."""
+        tiles = grid.tiles(image)
         stats = [image_statistics(self.encoder, tile, self.device) for tile in tiles]
         whole = pooled_statistics(stats, [t.shape[0] * t.shape[1] for t in tiles])
         # colour preservation recolours the style to the whole photo; colour needs no full resolution
@@ -173,11 +174,14 @@ class GatysRunner(Runner):
 
     name = "gatys"
 
-    def __init__(self, style: str, config, vgg: str | None = None, device: str = "auto", progress: bool = True):
+    def __init__(self, style: str | np.ndarray, config, vgg: str | None = None, device: str = "auto",
+                 progress: bool = True):
+        """`style`: an image file, or uint8 H x W x 3 pixels."""
         from .images import load_image
 
         super().__init__()
-        self.style_image, self.config, self.progress = load_image(style), config, progress
+        self.style_image = style if isinstance(style, np.ndarray) else load_image(style)
+        self.config, self.progress = config, progress
         self.device, self.vgg_source = resolve_device(device), vgg
 
     def activate(self):
