@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageError, OptionError, StyleError
+from .masks import MaskLike
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -71,7 +72,8 @@ def _style_spec(style: StyleLike) -> str | np.ndarray:
 
 
 def check_options(style: StyleLike | Sequence[StyleLike], *, method: str = "adain", alpha: float = 1.0,
-                  style_weights: Sequence[float] | None = None, preserve_color: bool = False,
+                  style_weights: Sequence[float] | None = None, masks: Sequence[MaskLike] | None = None,
+                  preserve_color: bool = False,
                   model: PathLike | None = None, backend: str = "auto", device: str = "auto",
                   precision: str = "auto", max_size: int | None = None, tile_size: int = TILE_SIZE,
                   batch_size: int = 4, graphs: PathLike | None = None, steps: int = 300,
@@ -99,6 +101,8 @@ def check_options(style: StyleLike | Sequence[StyleLike], *, method: str = "adai
             raise OptionError("weights must be non-negative and not all zero", "style_weights")
     if method != "adain" and len(styles) > 1:
         raise OptionError(f"method {method} takes one style", "style")
+    if masks:
+        _check_masks(masks, styles, method, style_weights)
     if method == "gatys":
         unused = [name for name, given in [("alpha", alpha != 1.0), ("preserve_color", preserve_color),
                                            ("precision", PRECISIONS[precision]), ("model", model),
@@ -108,6 +112,19 @@ def check_options(style: StyleLike | Sequence[StyleLike], *, method: str = "adai
         if isinstance(styles[0], (str, os.PathLike)) and not Path(styles[0]).is_file():
             raise OptionError(f"method gatys needs a style image, not {os.fspath(styles[0])!r}", "style")
     _check_styles(method, styles, model)
+
+
+def _check_masks(masks: Sequence[MaskLike], styles: list[StyleLike], method: str, style_weights) -> None:
+    if method != "adain":
+        raise OptionError(f"are for method adain, not {method}", "masks")
+    if len(masks) != len(styles) - 1:
+        raise OptionError(f"{len(masks)} masks for {len(styles)} styles: give one per style but the last "
+                          "(its region is what no mask covers)", "masks")
+    if style_weights is not None:
+        raise OptionError("mix styles everywhere or paint them by masks, not both", "style_weights", "masks")
+    for mask in masks:
+        if isinstance(mask, (str, os.PathLike)) and not Path(mask).is_file():
+            raise ImageError(f"{os.fspath(mask)}: no such mask file")
 
 
 def _check_styles(method: str, styles: list[StyleLike], model: PathLike | None) -> None:
@@ -130,7 +147,9 @@ class Stylizer:
     """A style (or a mix of styles) ready to apply to any number of images.
 
     `style`: a bundled preset name (AdaIN) or network name (transformer), an image file, a PIL
-    image or a uint8 H x W x 3 array; a list of them mixes styles (AdaIN), by `style_weights`.
+    image or a uint8 H x W x 3 array; a list of them mixes styles (AdaIN), by `style_weights`,
+    or with `masks` (one per style but the last: image files, PIL images or arrays, white = that
+    style; resized to each photo, grey levels blend) paints each style on its own region.
     `method`: adain, transformer or gatys. `alpha`: style strength, 0-1. `preserve_color`: keep
     the photo's colours. `model`: decoder (AdaIN) or network (transformer) weights file; `vgg`:
     VGG weights file. `backend`: auto (the fastest here), tensorrt, onnxruntime or torch; `device`:
@@ -146,12 +165,14 @@ class Stylizer:
     """
 
     def __init__(self, style: StyleLike | Sequence[StyleLike], *, method: str = "adain", alpha: float = 1.0,
-                 style_weights: Sequence[float] | None = None, preserve_color: bool = False,
+                 style_weights: Sequence[float] | None = None, masks: Sequence[MaskLike] | None = None,
+                 preserve_color: bool = False,
                  model: PathLike | None = None, vgg: PathLike | None = None, backend: str = "auto",
                  device: str = "auto", precision: str = "auto", max_size: int | None = None,
                  tile_size: int = TILE_SIZE, batch_size: int = 4, graphs: PathLike | None = None,
                  steps: int = 300, progress: bool = False):
-        options = dict(method=method, alpha=alpha, style_weights=style_weights, preserve_color=preserve_color,
+        options = dict(method=method, alpha=alpha, style_weights=style_weights, masks=masks,
+                       preserve_color=preserve_color,
                        model=model, backend=backend, device=device, precision=precision, max_size=max_size,
                        tile_size=tile_size, batch_size=batch_size, graphs=graphs, steps=steps)
         check_options(style, **options)
@@ -246,7 +267,7 @@ def _checked_array(array: np.ndarray, what: str) -> np.ndarray:
     return array
 
 
-def _build_runner(styles: list[StyleLike], *, method, alpha, style_weights, preserve_color, model, vgg, backend,
+def _build_runner(styles: list[StyleLike], *, method, alpha, style_weights, masks, preserve_color, model, vgg, backend,
                   device, precision, max_size, tile_size, batch_size, graphs, steps, progress
                   ) -> tuple[Runner, BackendChoice]:
     """The runner of the method on its backend, and the backend choice."""
@@ -268,8 +289,11 @@ def _build_runner(styles: list[StyleLike], *, method, alpha, style_weights, pres
         side = min((s for s in (max_size, tile_size if method != "gatys" else 0) if s), default=None)
         locate = graph_locator(_path(graphs), batch_size, side, engine.kind == "tensorrt", progress)
     if method == "adain":
+        from .masks import load_mask
+
         runner = methods.adain_runner([_style_spec(s) for s in styles], list(style_weights) if style_weights else None,
-                                      alpha, preserve_color, _path(model), _path(vgg), engine, locate)
+                                      alpha, preserve_color, _path(model), _path(vgg), engine, locate,
+                                      [load_mask(m) for m in masks or ()])
     else:
         runner = methods.transformer_runner(os.fspath(styles[0]), _path(model), alpha, preserve_color, engine, locate)
     return runner, BackendChoice(engine, tuple(passed_over))
@@ -338,5 +362,5 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     return summary
 
 
-_OPTION_NAMES = ("method", "alpha", "style_weights", "preserve_color", "model", "vgg", "backend", "device",
+_OPTION_NAMES = ("method", "alpha", "style_weights", "masks", "preserve_color", "model", "vgg", "backend", "device",
                  "precision", "max_size", "tile_size", "batch_size", "graphs", "steps", "progress")

@@ -40,6 +40,9 @@ def main():
               help="Style image or preset name (see `nst-fast info`); repeat to mix styles.")
 @click.option("--style-weight", "style_weights", multiple=True, type=float,
               help="Weight of each --style when mixing (default: equal).")
+@click.option("--mask", "masks", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="With several --style: the white of this image paints the first style, the rest the next "
+                   "(one --mask per --style but the last; resized to each photo; grey levels blend).")
 @click.option("--method", "-m", type=click.Choice(["adain", "transformer", "gatys"]), default="adain",
               show_default=True)
 @click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Style strength.")
@@ -74,7 +77,7 @@ def main():
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
               show_default=True)
-def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, batch_size, backend, device, half,
+def run(paths, styles, style_weights, masks, method, alpha, preserve_color, max_size, batch_size, backend, device, half,
         graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif, report,
         dry_run, verbose, quiet, output):
     """Stylise image files and folders (recursively) into OUTPUT, mirroring the folder tree.
@@ -94,7 +97,8 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         summary = run_folder(list(paths), output, list(styles), format=fmt, quality=quality, overwrite=overwrite,
                              workers=workers, keep_exif=keep_exif, report=report,
                              dry_run=dry_run, verbose=verbose, progress=not quiet, method=method, alpha=alpha,
-                             style_weights=list(style_weights) or None, preserve_color=preserve_color, model=model,
+                             style_weights=list(style_weights) or None, masks=list(masks) or None,
+                             preserve_color=preserve_color, model=model,
                              vgg=vgg, backend=backend, device=device, precision=PRECISION[half], max_size=max_size,
                              tile_size=tile_size, batch_size=batch_size, graphs=graphs, steps=steps)
     click.echo(summary.line(), err=quiet and not dry_run)
@@ -104,7 +108,7 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
 
 
 PRECISION = {None: "auto", True: "fp16", False: "fp32"}  # --fp16/--fp32
-FLAGS = {"style": "--style", "style_weights": "--style-weight", "precision": "--fp16/--fp32", "format": "--format"}
+FLAGS = {"style_weights": "--style-weight", "masks": "--mask", "precision": "--fp16/--fp32"}
 
 
 @contextlib.contextmanager

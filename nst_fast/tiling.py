@@ -10,7 +10,7 @@ parts of both tiles, and a constant image comes back unchanged.
 
 Runners whose output depends on statistics of the whole input (AdaIN normalises content features
 by their channel mean and std) would give each tile its own tone. Such a runner offers
-`for_tiles(image, grid, size)` (see methods.TiledAdaIN), returning `runner_for(indices)`: the runner to
+`for_tiles(image, grid, size)` (see methods.AdaINRegions), returning `runner_for(indices)`: the runner to
 run those tiles with, so that every tile is stylised with the statistics of the whole image.
 """
 from __future__ import annotations
