@@ -314,11 +314,12 @@ def sample_photos() -> list:
               help="Files for the end-to-end runner measurement of the default backend (0: skip).")
 @click.option("--min-seconds", type=float, default=10.0, show_default=True, help="Time each configuration this long.")
 @click.option("--quick", is_flag=True, help="Smoke run: 64 px, Gatys 3 steps, 8 runner files, 1 s per configuration.")
+@click.option("--masks", is_flag=True, help="Also time AdaIN with two styles painted by a half mask (run --mask).")
 @click.option("--label", help="Name in the result files (default: the host name).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("bench/results"),
               show_default=True)
 def bench(methods_, sizes, batch_size, device, images, style, style_image, model, gatys_steps, runner_images,
-          min_seconds, quick, label, output):
+          min_seconds, quick, masks, label, output):
     """Time every method on every backend here, with Gatys side by side, and write
     OUTPUT/<date>-<host>-<device>.{json,md,png}."""
     import tempfile
@@ -355,7 +356,7 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
         if "transformer" in methods_ and not model:
             model = untrained_transformer(Path(tmp))
         specs = harness.plan(methods_, side, batch_size, photos, style, device, model, runner_images, gatys_steps,
-                             min_seconds)
+                             min_seconds, masks)
         for spec in specs:
             if spec["method"] == "gatys":
                 spec["style"] = gatys_style
