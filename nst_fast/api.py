@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Sequence, Union
 import numpy as np
 from PIL import Image
 
+from .batch import TILE_SIZE
 from .errors import ImageError, OptionError, StyleError
 from .masks import MaskLike
 
@@ -36,7 +37,6 @@ METHODS = ("adain", "transformer", "gatys")
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = {"auto": None, "fp32": False, "fp16": True}  # -> Backend.half (None: FP16 on a GPU only)
-TILE_SIZE = 1024  # as batch.TILE_SIZE, without importing the batch runner (and torch) here
 MIN_TILE = 64
 
 
