@@ -12,7 +12,8 @@ def label(r: dict) -> str:
     c = r["config"]
     if c["method"] == "gatys":
         return f"gatys ({c['gatys_steps']} L-BFGS steps, torch {c['device']})"
-    return f"{c['method']} {c['backend']}-{c['device']} {'fp16' if c['half'] else 'fp32'} b{c['batch']}"
+    masked = " masked (2 styles)" if c.get("masked") else ""
+    return f"{c['method']}{masked} {c['backend']}-{c['device']} {'fp16' if c['half'] else 'fp32'} b{c['batch']}"
 
 
 def table(report: dict) -> str:

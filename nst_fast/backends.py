@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from .errors import NSTError
+from .errors import BackendError
 
 @dataclass(frozen=True)
 class Backend:
@@ -72,4 +72,4 @@ def choose(backend: str = "auto", device: str = "auto", half: bool | None = None
             continue
         return Backend(kind, dev, dev == "cuda" if half is None else half), passed_over
     why = "; ".join(passed_over) or f"{backend} does not run on the {device.upper() if device == 'cuda' else 'CPU'}"
-    raise NSTError(f"--backend {backend} --device {device} is not available here: {why}")
+    raise BackendError(f"--backend {backend} --device {device} is not available here: {why}")

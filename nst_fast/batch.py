@@ -158,12 +158,21 @@ def infer_each(infer: Callable[[list[int]], np.ndarray], indices: list[int]) -> 
     return [error if i in bad else infer_each(infer, [i])[0] for i in indices]
 
 
-def stylize_tiled(runner: Runner, image: np.ndarray, tile_size: int, batch_size: int) -> tuple[np.ndarray, int]:
+def infer_batch(runner: Runner, images: list[np.ndarray], sizes: list[tuple[int, int]]) -> np.ndarray:
+    """Padded images of one shape through `runner` in one call. `sizes`: each one's (h, w) before
+    padding, for a runner whose work depends on it (`for_sizes(sizes)`: masks are resized to it)."""
+    hook = getattr(runner, "for_sizes", None)
+    return (hook(sizes) if hook else runner).infer(np.stack(images))
+
+
+def stylize_tiled(runner: Runner, image: np.ndarray, tile_size: int, batch_size: int,
+                  size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
     """A padded image larger than `tile_size` through `runner` as overlapping tiles, `batch_size` at
-    a time, blended back (tiling.py); also the number of tiles. Raises the first tile's error."""
+    a time, blended back (tiling.py); also the number of tiles. `size`: its (h, w) before padding.
+    Raises the first tile's error."""
     grid = Grid(*image.shape[:2], tile_size)
     tiles = grid.tiles(image)
-    runner_for = runner_for_tiles(runner, image, tiles)
+    runner_for = runner_for_tiles(runner, image, grid, size or image.shape[:2])
 
     def infer(indices):
         return runner_for(indices).infer(np.stack([tiles[i] for i in indices]))
@@ -244,7 +253,8 @@ class Pipeline:
     def flush(self, shape) -> None:
         items = self.buckets.pop(shape)
         del self.since[shape]
-        infer = lambda indices: self.runner.infer(np.stack([items[i].image for i in indices]))  # noqa: E731
+        infer = lambda indices: infer_batch(self.runner, [items[i].image for i in indices],  # noqa: E731
+                                            [items[i].size for i in indices])
         for item, out in zip(items, infer_each(infer, list(range(len(items))))):
             if isinstance(out, Exception):
                 self.fail(item.job, f"{item.job.src}: stylisation failed ({reason(out)})", item.start)
@@ -257,7 +267,7 @@ class Pipeline:
 
     def run_tiled(self, item: Item) -> None:
         try:
-            out, tiles = stylize_tiled(self.runner, item.image, self.tile_size, self.batch_size)
+            out, tiles = stylize_tiled(self.runner, item.image, self.tile_size, self.batch_size, item.size)
         except Exception as e:  # the image fails, the run goes on
             return self.fail(item.job, f"{item.job.src}: stylisation failed ({reason(e)})", item.start)
         item.job.note = "; ".join(filter(None, [item.job.note, f"{tiles} tiles"]))

@@ -2,6 +2,7 @@
 is instant and the CPU path never touches the GPU stack."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def main():
               help="Style image or preset name (see `nst-fast info`); repeat to mix styles.")
 @click.option("--style-weight", "style_weights", multiple=True, type=float,
               help="Weight of each --style when mixing (default: equal).")
+@click.option("--mask", "masks", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="With several --style: the white of this image paints the first style, the rest the next "
+                   "(one --mask per --style but the last; resized to each photo; grey levels blend).")
 @click.option("--method", "-m", type=click.Choice(["adain", "transformer", "gatys"]), default="adain",
               show_default=True)
 @click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Style strength.")
@@ -73,7 +77,7 @@ def main():
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
               show_default=True)
-def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, batch_size, backend, device, half,
+def run(paths, styles, style_weights, masks, method, alpha, preserve_color, max_size, batch_size, backend, device, half,
         graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif, report,
         dry_run, verbose, quiet, output):
     """Stylise image files and folders (recursively) into OUTPUT, mirroring the folder tree.
@@ -81,92 +85,42 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
     Existing outputs are skipped, so a rerun finishes an interrupted run. Exit status: 0 all done,
     1 some files failed (or, with --dry-run, would fail), 2 usage error.
     """
-    from . import backends, batch, methods
+    from .api import run_folder
 
-    if style_weights and len(style_weights) != len(styles):
-        raise click.UsageError(f"{len(style_weights)} --style-weight for {len(styles)} --style")
-    if style_weights and (min(style_weights) < 0 or sum(style_weights) <= 0):
-        raise click.BadParameter("weights must be non-negative and not all zero", param_hint="--style-weight")
-    if method != "adain" and len(styles) > 1:
-        raise click.UsageError(f"--method {method} takes one --style")
-    if method == "gatys":
-        unused = [name for name, given in [("--alpha", alpha != 1.0), ("--preserve-color", preserve_color),
-                                           ("--fp16", half), ("--model", model), ("--graphs", graphs),
-                                           ("--backend", backend not in ("auto", "torch"))] if given]
-        if unused:
-            raise click.UsageError(f"--method gatys does not use {', '.join(unused)}")
-        if not Path(styles[0]).is_file():
-            raise click.UsageError(f"--method gatys needs a style image file, not {styles[0]!r}")
     if contact_sheet:
         from .images import check_output_path
 
         check_output_path(contact_sheet)
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other")
-    if 0 < tile_size < 64:
-        raise click.BadParameter(f"{tile_size}: use 0 (no tiling) or at least 64", param_hint="--tile-size")
-    if method == "gatys":
-        tile_size = 0  # an optimisation per tile would be minutes each, and would not match at the seams
-    check_styles(method, styles, model)
-    jobs = batch.plan(list(paths), output, fmt, overwrite)
-    if dry_run:  # before any weights are loaded or graphs exported
-        summary = batch.dry_run(jobs, workers)
-        click.echo(summary.line())
-        sys.exit(1 if summary.count("failed") else 0)
-    if method != "gatys":
-        engine, passed_over = backends.choose(backend, device, half)
-        if not quiet:
-            click.echo(f"backend: {engine}" + (f" (passed over: {'; '.join(passed_over)})" if passed_over else ""),
-                       err=True)
-        side = min(max_size, tile_size) if tile_size else max_size  # the largest image or tile the engine gets
-        if graphs and not engine.needs_onnx:
-            raise click.UsageError(f"--graphs is for the onnxruntime and TensorRT backends, not {engine}")
-        locate = graph_locator(graphs, batch_size, side, engine.kind == "tensorrt", not quiet) \
-            if engine.needs_onnx else None
-    if method == "adain":
-        runner = methods.adain_runner(list(styles), list(style_weights) or None, alpha, preserve_color,
-                                      model, vgg, engine, locate)
-    elif method == "transformer":
-        runner = methods.transformer_runner(styles[0], model, alpha, preserve_color, engine, locate)
-    else:
-        from .gatys import GatysConfig
-
-        runner = methods.GatysRunner(styles[0], GatysConfig(steps=steps), vgg, device, progress=not quiet)
-        batch_size = 1
-    summary = batch.run(jobs, runner, batch_size, max_size, quality, workers, progress=not quiet,
-                        tile_size=tile_size, keep_exif=keep_exif, verbose=verbose)
-    click.echo(summary.line(), err=quiet)
-    if report:
-        batch.write_report(summary, report)
-    if contact_sheet:
+    with flag_names():
+        summary = run_folder(list(paths), output, list(styles), format=fmt, quality=quality, overwrite=overwrite,
+                             workers=workers, keep_exif=keep_exif, report=report,
+                             dry_run=dry_run, verbose=verbose, progress=not quiet, method=method, alpha=alpha,
+                             style_weights=list(style_weights) or None, masks=list(masks) or None,
+                             preserve_color=preserve_color, model=model,
+                             vgg=vgg, backend=backend, device=device, precision=PRECISION[half], max_size=max_size,
+                             tile_size=tile_size, batch_size=batch_size, graphs=graphs, steps=steps)
+    click.echo(summary.line(), err=quiet and not dry_run)
+    if contact_sheet and not dry_run:
         write_contact_sheet(summary.jobs, contact_sheet)
     sys.exit(130 if summary.interrupted else 1 if summary.count("failed") else 0)  # 130: stopped by a signal
 
 
-def check_styles(method: str, styles, model) -> None:
-    """Every style names a file or a bundled preset / network, before any work starts."""
-    from .graphs import transformer_path
-    from .styles import PRESETS, preset_names
-
-    if method == "transformer":
-        transformer_path(styles[0], model)
-    elif method == "adain":
-        for spec in styles:
-            if not Path(spec).is_file() and not (PRESETS / f"{spec}.safetensors").is_file():
-                raise NSTError(f"{spec}: no such style image or preset (presets: {', '.join(preset_names())})")
+PRECISION = {None: "auto", True: "fp16", False: "fp32"}  # --fp16/--fp32
+FLAGS = {"style_weights": "--style-weight", "masks": "--mask", "precision": "--fp16/--fp32"}
 
 
-def graph_locator(graphs: Path | None, batch_size: int, max_size: int, tensorrt: bool, progress: bool):
-    """Exported graphs (and TensorRT engines with a profile that fits this run's batches)."""
-    from export.cache import graph_locator as locate
+@contextlib.contextmanager
+def flag_names():
+    """The API's OptionError as a usage error (exit 2) naming the command line's flags."""
+    from .errors import OptionError
 
-    if not tensorrt:
-        return locate(graphs, progress=progress)
-    from export.engine import Profile
-
-    side = -(-max_size // 8) * 8
-    return locate(graphs, Profile(min=(1, 16, 16), opt=(batch_size, side, side), max=(batch_size, side, side)),
-                  progress)
+    try:
+        yield
+    except OptionError as e:
+        flags = [FLAGS.get(name, f"--{name.replace('_', '-')}") for name in e.options]
+        raise click.UsageError(f"{', '.join(flags)}: {e.reason}" if flags else e.reason) from None
 
 
 def write_contact_sheet(jobs, path: Path, limit: int = 24) -> None:
@@ -360,11 +314,12 @@ def sample_photos() -> list:
               help="Files for the end-to-end runner measurement of the default backend (0: skip).")
 @click.option("--min-seconds", type=float, default=10.0, show_default=True, help="Time each configuration this long.")
 @click.option("--quick", is_flag=True, help="Smoke run: 64 px, Gatys 3 steps, 8 runner files, 1 s per configuration.")
+@click.option("--masks", is_flag=True, help="Also time AdaIN with two styles painted by a half mask (run --mask).")
 @click.option("--label", help="Name in the result files (default: the host name).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("bench/results"),
               show_default=True)
 def bench(methods_, sizes, batch_size, device, images, style, style_image, model, gatys_steps, runner_images,
-          min_seconds, quick, label, output):
+          min_seconds, quick, masks, label, output):
     """Time every method on every backend here, with Gatys side by side, and write
     OUTPUT/<date>-<host>-<device>.{json,md,png}."""
     import tempfile
@@ -401,7 +356,7 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
         if "transformer" in methods_ and not model:
             model = untrained_transformer(Path(tmp))
         specs = harness.plan(methods_, side, batch_size, photos, style, device, model, runner_images, gatys_steps,
-                             min_seconds)
+                             min_seconds, masks)
         for spec in specs:
             if spec["method"] == "gatys":
                 spec["style"] = gatys_style

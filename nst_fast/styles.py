@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from .errors import NSTError, WeightsError
+from .errors import StyleError, WeightsError
 from .fileio import atomic_path
 from .images import fit_size, load_image
 
@@ -47,6 +47,11 @@ def image_statistics(style_encoder, image: np.ndarray, device="cpu") -> tuple[to
     return mean.float().cpu(), std.float().cpu()
 
 
+def image_style(name: str, image: np.ndarray, style_encoder, device="cpu") -> Style:
+    image = fit_style_image(image)
+    return Style(name, *image_statistics(style_encoder, image, device), image=image)
+
+
 def save_preset(path: Path, style: Style, encoder_id: str, source: str) -> None:
     meta = {"name": style.name, "encoder_id": encoder_id, "source": source, "style_size": str(STYLE_SIZE)}
     with atomic_path(path) as tmp:
@@ -63,13 +68,14 @@ def load_preset(path: Path, encoder_id: str) -> Style:
     return Style(meta.get("name", path.stem), state["mean"], state["std"])
 
 
-def resolve_style(spec: str, style_encoder, encoder_id: str, device="cpu") -> Style:
-    """`spec` is an image path or a preset name (see `nst-fast info`)."""
+def resolve_style(spec: str | np.ndarray, style_encoder, encoder_id: str, device="cpu") -> Style:
+    """`spec` is an image path, a preset name (see `nst-fast info`) or a uint8 H x W x 3 image."""
+    if isinstance(spec, np.ndarray):
+        return image_style("image", spec, style_encoder, device)
     path = Path(spec)
     if path.is_file():
-        image = fit_style_image(load_image(path))
-        return Style(path.stem, *image_statistics(style_encoder, image, device), image=image)
+        return image_style(path.stem, load_image(path), style_encoder, device)
     preset = PRESETS / f"{spec}.safetensors"
     if preset.is_file():
         return load_preset(preset, encoder_id)
-    raise NSTError(f"{spec}: no such style image or preset (presets: {', '.join(preset_names()) or 'none'})")
+    raise StyleError(f"{spec}: no such style image or preset (presets: {', '.join(preset_names()) or 'none'})")

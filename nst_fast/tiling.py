@@ -10,7 +10,7 @@ parts of both tiles, and a constant image comes back unchanged.
 
 Runners whose output depends on statistics of the whole input (AdaIN normalises content features
 by their channel mean and std) would give each tile its own tone. Such a runner offers
-`for_tiles(image, tiles)` (see methods.TiledAdaIN), returning `runner_for(indices)`: the runner to
+`for_tiles(image, grid, size)` (see methods.AdaINRegions), returning `runner_for(indices)`: the runner to
 run those tiles with, so that every tile is stylised with the statistics of the whole image.
 """
 from __future__ import annotations
@@ -110,7 +110,8 @@ class Grid:
 RunnerFor = Callable[[list[int]], Runner]
 
 
-def runner_for_tiles(runner: Runner, image: np.ndarray, tiles: list[np.ndarray]) -> RunnerFor:
-    """`runner_for(indices)`: what to run those tiles of `image` with (see the module's docstring)."""
+def runner_for_tiles(runner: Runner, image: np.ndarray, grid: Grid, size: tuple[int, int]) -> RunnerFor:
+    """`runner_for(indices)`: what to run those tiles of the padded `image` with (see the module's
+    docstring); `size` is the image's (h, w) before padding."""
     hook = getattr(runner, "for_tiles", None)
-    return hook(image, tiles) if hook else (lambda indices: runner)
+    return hook(image, grid, size) if hook else (lambda indices: runner)
