@@ -146,14 +146,13 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
 def check_styles(method: str, styles, model) -> None:
     """Every style names a file or a bundled preset / network, before any work starts."""
     from .graphs import transformer_path
-    from .styles import PRESETS, preset_names
+    from .styles import find_style
 
     if method == "transformer":
         transformer_path(styles[0], model)
     elif method == "adain":
         for spec in styles:
-            if not Path(spec).is_file() and not (PRESETS / f"{spec}.safetensors").is_file():
-                raise NSTError(f"{spec}: no such style image or preset (presets: {', '.join(preset_names())})")
+            find_style(spec)
 
 
 def graph_locator(graphs: Path | None, batch_size: int, max_size: int, tensorrt: bool, progress: bool):
@@ -506,6 +505,7 @@ def info():
 
     click.echo(f"transformer networks ({TRANSFORMERS}): {', '.join(bundled_transformers()) or 'none'}")
     click.echo(f"style presets ({styles.PRESETS}): {', '.join(styles.preset_names()) or 'none'}")
+    click.echo(f"your presets ({styles.user_presets()}): {', '.join(styles.preset_names(styles.user_presets())) or 'none'}")
 
 
 @main.group()
@@ -590,23 +590,21 @@ def train_transformer(config_file, fresh, **flags):
 @main.command()
 @click.argument("styles_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write NAME.safetensors (default: the bundled presets folder).")
+              help="Where to write NAME.safetensors (default: the user presets folder, see `nst-fast info`).")
 @click.option("--vgg", type=click.Path(dir_okay=False))
 def presets(styles_dir, output, vgg):
-    """Compute AdaIN style presets (relu4_1 statistics) for every image in STYLES_DIR."""
+    """Compute AdaIN style presets (relu4_1 statistics) for every image in STYLES_DIR (recursively).
+    `run -s NAME` finds them by name in the user presets folder; with -o, pass `-s DIR/NAME.safetensors`.
+    Exit status: 0 all made, 1 some images could not be read (each named), 2 usage error."""
     from . import styles
-    from .images import image_files
     from .stylizers import StyleEncoder
     from .weights import vgg_weights
 
     weights = vgg_weights(vgg)
     encoder = StyleEncoder(weights.build("relu4_1"))
-    output = output or styles.PRESETS
-    output.mkdir(parents=True, exist_ok=True)
-    for path in image_files(styles_dir, recursive=False):
-        style = styles.resolve_style(str(path), encoder, weights.encoder_id)
-        styles.save_preset(output / f"{path.stem}.safetensors", style, weights.encoder_id, path.name)
-        click.echo(f"{output / path.stem}.safetensors")
+    failed = styles.make_presets(styles_dir, output, encoder, weights.encoder_id,
+                                  lambda line: click.echo(line, err=line.startswith("error:")))
+    sys.exit(1 if failed else 0)
 
 
 @main.command()

@@ -4,7 +4,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -12,18 +11,6 @@ from nst_fast.adain import Decoder
 from nst_fast.cli import main
 from nst_fast.models import save_model
 from nst_fast.transformer_net import TransformerNet
-
-
-@pytest.fixture(scope="module")
-def decoder_file(tmp_path_factory, vgg_weights):
-    path = tmp_path_factory.mktemp("models") / "decoder.safetensors"
-    torch.manual_seed(0)
-    decoder = Decoder()
-    with torch.no_grad():  # random weights decode to near black; centre and spread the output
-        decoder.layers[-1].bias.fill_(0.5)
-        decoder.layers[-1].weight.mul_(20)
-    save_model(path, decoder, {"method": "adain", "encoder_id": vgg_weights.encoder_id})
-    return path
 
 
 def write_tree(root):

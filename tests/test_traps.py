@@ -1,0 +1,59 @@
+"""The traps a new user fell into (issue 19), one test or more per item, with small random-weight
+models and tiny images so each runs in seconds."""
+import hashlib
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from nst_fast.cli import main
+
+
+def image(path, h=16, w=16, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def digests(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+# --- 1. presets: a user folder, never the bundled one; files and names work as -s ------------------
+
+
+def test_presets_go_to_the_user_folder_and_never_into_the_bundled_one(tmp_path, vgg_weights, user_home,
+                                                                       decoder_file):
+    from nst_fast.styles import PRESETS
+
+    bundled = digests(PRESETS)
+    paintings = tmp_path / "paintings"
+    image(paintings / "candy.png", 40, 48)
+    image(paintings / "sub" / "mosaic.jpg", 40, 48, seed=1)  # subfolders are walked
+    whole = (image(paintings / "broken.png", 40, 48, seed=2)).read_bytes()
+    (paintings / "broken.png").write_bytes(whole[: len(whole) // 2])  # truncated: skipped with a line
+    result = invoke("presets", paintings)
+    assert result.exit_code == 1, result.output  # one image failed, the others were made
+    assert "broken.png" in result.output and "skipped" in result.output
+    made = user_home / "styles"
+    assert sorted(p.name for p in made.iterdir()) == ["candy.safetensors", "mosaic.safetensors"]
+    assert digests(PRESETS) == bundled
+
+    refused = invoke("presets", paintings, "-o", PRESETS)
+    assert refused.exit_code == 2 and "never written" in refused.output
+    assert digests(PRESETS) == bundled
+
+    photo = image(tmp_path / "p.png")
+    by_name = invoke("run", photo, "-s", "candy", "--model", decoder_file, "-o", tmp_path / "a")
+    assert by_name.exit_code == 0, by_name.output
+    elsewhere = tmp_path / "mine"
+    assert invoke("presets", paintings, "-o", elsewhere).exit_code == 1
+    by_file = invoke("run", photo, "-s", elsewhere / "mosaic.safetensors", "--model", decoder_file,
+                     "-o", tmp_path / "b")
+    assert by_file.exit_code == 0, by_file.output
+    assert (tmp_path / "b" / "p.png").is_file()
