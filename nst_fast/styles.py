@@ -62,7 +62,7 @@ def find_style(spec: str) -> Path:
         preset = folder / f"{spec}{PRESET_SUFFIX}"
         if preset.is_file():
             return preset
-    raise NSTError(f"{spec}: no such style image, preset file or preset name "
+    raise NSTError(f"{spec}: no such style image or preset file, nor a preset name "
                    f"(presets: {', '.join(all_preset_names()) or 'none'})")
 
 
