@@ -70,12 +70,13 @@ class Summary:
 
 
 def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool = False) -> list[Job]:
-    """One job per input image. Folders are walked recursively and mirrored under `out`; the output
-    folder itself is never walked. Existing outputs are 'skipped' unless `overwrite`."""
+    """One job per input image. The layout rule, the same however many paths are given: a file goes
+    to `out`/its name, a folder's tree is mirrored directly under `out` (its contents, not the
+    folder itself), so adding a path never moves the outputs of the others; two inputs that would
+    get the same output fail as a collision. The output folder itself is never walked. Existing
+    outputs are 'skipped' unless `overwrite`."""
     out = out.resolve()
-    # With several folders, each gets its own subfolder so equal names in them do not collide.
-    found = [(src, Path(root.name) / rel if len(paths) > 1 and root.is_dir() else rel)
-             for root in paths for src, rel in _walk(root, out)]
+    found = [found for root in paths for found in _walk(root, out)]
     resolved = [_real(src) for src, _ in found]
     inputs = set(resolved)
     jobs, owners, seen = [], {}, set()
@@ -88,7 +89,9 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
         if _real(dst) in inputs:  # e.g. -o the input folder, or --format png beside an input .png
             job.status, job.error = "failed", f"{src}: output {dst} would overwrite an input; choose another -o"
         elif dst in owners:
-            job.status, job.error = "failed", f"{src}: output {dst} collides with that of {owners[dst]}"
+            job.status, job.error = "failed", (f"{src}: output {dst} collides with that of {owners[dst]} "
+                                               "(folders' contents all go directly under -o: run them "
+                                               "with separate -o)")
         elif dst.exists() and not overwrite:
             job.status = "skipped"
         owners.setdefault(dst, src)

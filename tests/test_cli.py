@@ -123,15 +123,19 @@ def test_tiny_and_thin_images(tmp_path, decoder_file):
         assert Image.open(tmp_path / "out" / name).size == size
 
 
-def test_several_folders_with_equal_names_are_kept_apart(tmp_path, decoder_file):
+def test_several_folders_with_equal_names_collide_and_are_refused(tmp_path, decoder_file):
+    """Each folder's contents go directly under -o (README's layout rule), so a/same.png and
+    b/same.png want the same output: the second is refused, nothing is overwritten; a folder given
+    twice is done once."""
     for folder in ["a", "b"]:
         (tmp_path / folder).mkdir()
         Image.fromarray(np.full((16, 16, 3), 10, np.uint8)).save(tmp_path / folder / "same.png")
     result = CliRunner().invoke(main, ["run", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "a"),
                                        "--style", str(tmp_path / "a" / "same.png"), "--model", str(decoder_file),
                                        "-o", str(tmp_path / "out")])
-    assert result.exit_code == 0, result.output
-    assert outputs(tmp_path / "out") == ["a/same.png", "b/same.png"]
+    assert result.exit_code == 1, result.output
+    assert "collides with that of" in result.output and "1 done, 0 skipped, 1 failed" in result.output
+    assert outputs(tmp_path / "out") == ["same.png"]
 
 
 def run_png(tmp_path, decoder_file, name, *extra):

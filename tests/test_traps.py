@@ -57,3 +57,21 @@ def test_presets_go_to_the_user_folder_and_never_into_the_bundled_one(tmp_path, 
                      "-o", tmp_path / "b")
     assert by_file.exit_code == 0, by_file.output
     assert (tmp_path / "b" / "p.png").is_file()
+
+
+# --- 8. the output layout does not depend on how many PATHS are given ------------------------------
+
+
+def test_adding_a_path_does_not_move_the_outputs_of_the_others(tmp_path, decoder_file):
+    photos, more = tmp_path / "photos", tmp_path / "more"
+    image(photos / "a.png")
+    image(photos / "sub" / "b.png", seed=1)
+    image(more / "c.png", seed=2)
+    single = image(tmp_path / "d.png", seed=3)
+    out = tmp_path / "out"
+    common = ["-s", photos / "a.png", "--model", decoder_file, "-o", out]
+    first = invoke("run", photos, *common)
+    assert first.exit_code == 0 and "2 done" in first.output, first.output
+    second = invoke("run", photos, more, single, *common)
+    assert second.exit_code == 0 and "2 done, 2 skipped" in second.output, second.output  # nothing redone
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == ["a.png", "c.png", "d.png", "sub/b.png"]
