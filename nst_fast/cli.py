@@ -78,10 +78,11 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         dry_run, verbose, quiet, output):
     """Stylise image files and folders (recursively) into OUTPUT, mirroring the folder tree.
 
-    Existing outputs are skipped, so a rerun finishes an interrupted run. Exit status: 0 all done,
+    Existing outputs are skipped, so a rerun finishes an interrupted run; OUTPUT/nst-fast.json records
+    the settings, and a run with others into it stops unless --overwrite. Exit status: 0 all done,
     1 some files failed (or, with --dry-run, would fail), 2 usage error.
     """
-    from . import backends, batch, methods
+    from . import backends, batch, manifest, methods
 
     if style_weights and len(style_weights) != len(styles):
         raise click.UsageError(f"{len(style_weights)} --style-weight for {len(styles)} --style")
@@ -108,11 +109,14 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
     if method == "gatys":
         tile_size = 0  # an optimisation per tile would be minutes each, and would not match at the seams
     check_styles(method, styles, model)
+    made_with = manifest.settings(method, styles, style_weights, model, vgg, alpha, preserve_color, max_size, fmt, steps)
+    manifest.check(output, made_with, overwrite)
     jobs = batch.plan(list(paths), output, fmt, overwrite)
     if dry_run:  # before any weights are loaded or graphs exported
         summary = batch.dry_run(jobs, workers)
         click.echo(summary.line())
         sys.exit(1 if summary.count("failed") else 0)
+    manifest.write(output, made_with)
     if method != "gatys":
         engine, passed_over = backends.choose(backend, device, half)
         if not quiet:

@@ -1,6 +1,7 @@
 """The traps a new user fell into (issue 19), one test or more per item, with small random-weight
 models and tiny images so each runs in seconds."""
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -75,3 +76,34 @@ def test_adding_a_path_does_not_move_the_outputs_of_the_others(tmp_path, decoder
     second = invoke("run", photos, more, single, *common)
     assert second.exit_code == 0 and "2 done, 2 skipped" in second.output, second.output  # nothing redone
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == ["a.png", "c.png", "d.png", "sub/b.png"]
+
+
+# --- 2. the output folder records its settings; other settings stop, the same ones resume ---------
+
+
+def test_other_settings_into_the_same_output_stop_and_the_same_resume(tmp_path, decoder_file):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    image(photos / "a.png")
+    image(photos / "b.png", seed=1)
+    style1, style2 = image(tmp_path / "s1.png", seed=2), image(tmp_path / "s2.png", seed=3)
+    common = [photos, "--model", decoder_file, "-o", out]
+    assert invoke("run", *common, "-s", style1).exit_code == 0
+    made = (out / "a.png").read_bytes()
+    recorded = json.loads((out / "nst-fast.json").read_text())["settings"]
+    assert recorded["method"] == "adain" and recorded["style"][0].startswith("s1 (")
+    assert recorded["alpha"] == 1.0 and recorded["max_size"] == 1024 and len(recorded["weights_sha256"]) == 16
+
+    for other in (["-s", style2], ["-s", style1, "--alpha", "0.5"], ["-s", style1, "--format", "jpg"],
+                  ["-s", style1, "--max-size", "512"]):
+        refused = invoke("run", *common, *other)
+        assert refused.exit_code == 2 and "other settings" in refused.output, (other, refused.output)
+        assert invoke("run", *common, *other, "--dry-run").exit_code == 2  # a dry run says so too
+    assert (out / "a.png").read_bytes() == made
+
+    again = invoke("run", *common, "-s", style1)  # the same command resumes
+    assert again.exit_code == 0 and "0 done, 2 skipped" in again.output, again.output
+    redo = invoke("run", *common, "-s", style2, "--overwrite")
+    assert redo.exit_code == 0 and "2 done" in redo.output, redo.output
+    assert (out / "a.png").read_bytes() != made
+    assert invoke("run", *common, "-s", style2).exit_code == 0  # the manifest now names style 2
+

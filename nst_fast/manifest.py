@@ -1,0 +1,77 @@
+"""The small manifest an output folder of `nst-fast run` holds: what made its images.
+
+A rerun with the same settings resumes (existing outputs are skipped); a run with other settings
+into the same folder would otherwise skip every file that exists and mix two styles in one
+folder, so it stops instead, unless told to overwrite. Folders that hold a manifest are outputs,
+and the walker does not take them as inputs.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import NSTError
+from .fileio import atomic_path
+
+MANIFEST = "nst-fast.json"
+
+
+def settings(method: str, styles: list[str], style_weights: list[float] | None, model: str | None, vgg: str | None,
+             alpha: float, preserve_color: bool, max_size: int, fmt: str | None, steps: int) -> dict:
+    """What changes the pictures, with the weights and style files by content hash, so a replaced
+    file counts as another setting. Backend and precision change them by a level or two: not kept."""
+    from .graphs import transformer_path
+    from .models import DEFAULT_DECODER
+    from .styles import find_style
+    from .weights import sha256_file
+
+    made = {"method": method, "alpha": alpha, "preserve_color": preserve_color, "max_size": max_size,
+            "format": fmt or "as input", "vgg": vgg or "default"}
+    if method == "transformer":
+        made["style"] = styles[0]
+        made["weights_sha256"] = sha256_file(transformer_path(styles[0], model))[:16]
+    else:
+        files = [find_style(s) if method == "adain" else Path(s) for s in styles]
+        made["style"] = [f"{Path(s).stem} ({sha256_file(f)[:16]})" for s, f in zip(styles, files)]
+        made["style_weights"] = list(style_weights or [])
+    if method == "adain":
+        made["weights_sha256"] = sha256_file(Path(model) if model else DEFAULT_DECODER)[:16]
+    if method == "gatys":
+        made["steps"] = steps
+    return made
+
+
+def read(folder: Path) -> dict | None:
+    """The settings recorded in `folder`, None where it holds no manifest."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise NSTError(f"{path}: unreadable nst-fast manifest ({type(e).__name__}); "
+                       "remove it, or pass --overwrite to redo the folder") from None
+
+
+def check(folder: Path, made: dict, overwrite: bool) -> None:
+    """Stop before any work when `folder` holds outputs made with other settings (unless `overwrite`,
+    which redoes them all)."""
+    before = None if overwrite else read(folder)
+    if before is None or before == made:
+        return
+    changed = [f"{k} {before.get(k, '-')} -> {made.get(k, '-')}" for k in sorted(set(before) | set(made))
+               if before.get(k) != made.get(k)]
+    raise NSTError(f"{folder}: holds outputs made with other settings ({'; '.join(changed)}); "
+                   "use another -o, or --overwrite to redo them with these")
+
+
+def write(folder: Path, made: dict) -> None:
+    from importlib.metadata import version
+
+    with atomic_path(folder / MANIFEST) as tmp:
+        tmp.write_text(json.dumps({"made_by": f"nst-fast {version('nst-fast')}", "settings": made}, indent=1) + "\n",
+                       encoding="utf-8")
+
+
+def is_output_folder(folder: Path) -> bool:
+    return (folder / MANIFEST).is_file()
