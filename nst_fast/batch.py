@@ -28,6 +28,7 @@ from .images import (
     IMAGE_EXTENSIONS, check_image, crop_to, decode_image, output_suffix, pad_to_multiple, save_image,
 )
 from .interrupts import sigterm_as_interrupt
+from .manifest import MANIFEST, is_output_folder
 from .runners import Runner
 from .runners.base import NonFiniteOutput
 from .tiling import Grid, needs_tiles, runner_for_tiles
@@ -107,17 +108,27 @@ def _real(path: Path) -> Path:
 
 
 def _walk(root: Path, out: Path):
-    """(file, path relative to the output folder) for every image under `root`, sorted."""
+    """(file, path relative to the output folder) for every image under `root`, sorted. Subfolders
+    holding an nst-fast manifest are earlier outputs, not inputs: skipped, with a line each."""
     if not root.is_dir():
         yield root, Path(root.name)
         return
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if _real(here / d) != out and not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if _real(here / d) != out and not d.startswith(".")
+                             and not _earlier_output(here / d))
         for name in sorted(filenames):
             path = here / name
             if path.suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
                 yield path, path.relative_to(root)
+
+
+def _earlier_output(folder: Path) -> bool:
+    if not is_output_folder(folder):
+        return False
+    print(printable(f"note: not walking {folder}: it holds the outputs of an earlier run ({MANIFEST})"),
+          file=sys.stderr)
+    return True
 
 
 def bounded_map(pool: ThreadPoolExecutor, fn, items, ahead: int):

@@ -107,3 +107,16 @@ def test_other_settings_into_the_same_output_stop_and_the_same_resume(tmp_path, 
     assert (out / "a.png").read_bytes() != made
     assert invoke("run", *common, "-s", style2).exit_code == 0  # the manifest now names style 2
 
+
+# --- 3. earlier output folders inside the input are not stylised again -----------------------------
+
+
+def test_earlier_output_folders_inside_the_input_are_not_walked(tmp_path, decoder_file):
+    inp = tmp_path / "inp"
+    image(inp / "a.png")
+    common = [inp, "-s", inp / "a.png", "--model", decoder_file]
+    assert invoke("run", *common, "-o", inp / "styl").exit_code == 0
+    second = invoke("run", *common, "-o", inp / "styl2")
+    assert second.exit_code == 0 and "1 done, 0 skipped, 0 failed" in second.output, second.output
+    assert second.output.count("not walking") == 1 and str(inp / "styl") in second.output
+    assert sorted(str(p.relative_to(inp)) for p in inp.rglob("*.png")) == ["a.png", "styl/a.png", "styl2/a.png"]
