@@ -23,9 +23,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import ImageError
-from .fileio import atomic_path, remove_stale_parts
+from .fileio import atomic_path, check_writable, remove_stale_parts
 from .images import (
-    IMAGE_EXTENSIONS, check_image, crop_to, decode_image, output_suffix, pad_to_multiple, save_image,
+    IMAGE_EXTENSIONS, check_image, check_output_path, crop_to, decode_image, output_suffix, pad_to_multiple,
+    save_image,
 )
 from .interrupts import sigterm_as_interrupt
 from .manifest import MANIFEST, is_output_folder
@@ -98,6 +99,16 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
         owners.setdefault(dst, src)
         jobs.append(job)
     return jobs
+
+
+def check_output_places(out: Path, report: Path | None = None, contact_sheet: Path | None = None) -> None:
+    """Before any work (a dry run too): every place the run will write can be written."""
+    check_writable(out)
+    if report:
+        check_writable(report, folder=False)
+    if contact_sheet:
+        check_output_path(contact_sheet)
+        check_writable(contact_sheet, folder=False)
 
 
 def _real(path: Path) -> Path:

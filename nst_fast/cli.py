@@ -2,6 +2,7 @@
 is instant and the CPU path never touches the GPU stack."""
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
@@ -23,6 +24,11 @@ class Group(click.Group):
             return super().invoke(ctx)
         except NSTError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except OSError as e:  # a full disk, a folder gone mid-run: one line, not a traceback
+            if e.errno == errno.EPIPE:
+                raise  # click's own handling of a closed pipe
+            click.echo(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", err=True)
             sys.exit(2)
 
 
@@ -98,10 +104,7 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
             raise click.UsageError(f"--method gatys does not use {', '.join(unused)}")
         if not Path(styles[0]).is_file():
             raise click.UsageError(f"--method gatys needs a style image file, not {styles[0]!r}")
-    if contact_sheet:
-        from .images import check_output_path
-
-        check_output_path(contact_sheet)
+    batch.check_output_places(output, report, contact_sheet)
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other")
     if 0 < tile_size < 64:
@@ -203,11 +206,13 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
     import dataclasses
     import time
 
+    from .fileio import check_writable
     from .gatys import GatysConfig
     from .images import check_output_path, load_image, save_image
     from .methods import GatysRunner
 
     check_output_path(output)  # before minutes of work, not after
+    check_writable(output, folder=False)
     if output.resolve() in (content.resolve(), style.resolve()):
         raise click.UsageError(f"-o {output} would overwrite an input")
     overrides = {k: v for k, v in dict(style_weight=style_weight, content_weight=content_weight,
@@ -254,6 +259,9 @@ def export_(methods_, styles, model, vgg, fp16, engine, min_shape, opt_shape, ma
     from export import pipeline, validate
     from export.engine import Profile, parse_shape
 
+    from .fileio import check_writable
+
+    check_writable(output)
     profile = None
     if engine:
         try:
@@ -615,7 +623,10 @@ def presets(styles_dir, output, vgg):
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def samples(directory):
     """Write the sample photos that scikit-image ships into DIRECTORY (for a first run)."""
+    from .fileio import check_writable
     from .images import save_image
+
+    check_writable(directory)
 
     try:
         from skimage import data

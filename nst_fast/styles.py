@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from .errors import ImageError, NSTError, WeightsError
-from .fileio import atomic_path
+from .fileio import atomic_path, check_writable
 from .images import fit_size, image_files, load_image
 
 PRESETS = Path(__file__).parent / "assets" / "styles"  # bundled: read only
@@ -117,6 +117,7 @@ def make_presets(folder: Path, output: Path | None, style_encoder, encoder_id: s
     if output.resolve().is_relative_to(Path(__file__).parent.resolve()):
         raise NSTError(f"{output}: the bundled presets belong to the installed package and are never "
                        f"written; leave out -o to write to {user_presets()}")
+    check_writable(output)
     failed, made = 0, {}
     for path in image_files(folder):
         target = output / f"{path.stem}{PRESET_SUFFIX}"

@@ -2,6 +2,8 @@
 models and tiny images so each runs in seconds."""
 import hashlib
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +122,79 @@ def test_earlier_output_folders_inside_the_input_are_not_walked(tmp_path, decode
     assert second.exit_code == 0 and "1 done, 0 skipped, 0 failed" in second.output, second.output
     assert second.output.count("not walking") == 1 and str(inp / "styl") in second.output
     assert sorted(str(p.relative_to(inp)) for p in inp.rglob("*.png")) == ["a.png", "styl/a.png", "styl2/a.png"]
+
+
+# --- 4. output places are checked before any work; no traceback for an OS error --------------------
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder no file can be created in, even by root (who ignores permission bits)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if not Path("/sys").is_dir() or os.access("/sys", os.W_OK) and _creatable(Path("/sys")):
+        pytest.skip("running as root with no read-only folder to test against")
+    yield Path("/sys")
+
+
+def _creatable(folder):
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def one_error_line(result, place):
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.output  # not a traceback
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(place) in errors[0] and "cannot write there" in errors[0], result.output
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+@pytest.mark.parametrize("option", ["-o", "--report", "--contact-sheet"])
+def test_run_checks_its_output_places_before_any_work(tmp_path, decoder_file, unwritable, option, dry_run):
+    photo = image(tmp_path / "p.png")
+    place = unwritable / ("out" if option == "-o" else "r.json" if option == "--report" else "sheet.jpg")
+    outputs = {"-o": tmp_path / "out"}
+    outputs[option] = place
+    args = [a for k, v in outputs.items() for a in (k, v)]
+    result = invoke("run", photo, "-s", photo, "--model", decoder_file, *args, *dry_run)
+    one_error_line(result, place)
+    assert "done" not in result.output and "would stylise" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_other_commands_check_their_output_places_first(tmp_path, unwritable):
+    photo = image(tmp_path / "p.png")
+    for args, place in [(["export", "-m", "adain", "-o", unwritable / "exp"], unwritable / "exp"),
+                        (["samples", unwritable / "photos"], unwritable / "photos"),
+                        (["presets", tmp_path, "-o", unwritable / "presets"], unwritable / "presets"),
+                        (["gatys", photo, photo, "--steps", "1", "-o", unwritable / "g.png"], unwritable / "g.png")]:
+        one_error_line(invoke(*args), place)
+
+
+def test_an_os_error_during_the_work_is_one_line(tmp_path, decoder_file, monkeypatch):
+    import errno
+
+    from nst_fast import batch
+
+    def full_disk(summary, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(batch, "write_report", full_disk)
+    photo = image(tmp_path / "p.png")
+    result = invoke("run", photo, "-s", photo, "--model", decoder_file, "-o", tmp_path / "out",
+                    "--report", tmp_path / "r.json")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"error: {tmp_path / 'r.json'}: No space left on device" in result.output
