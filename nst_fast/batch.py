@@ -28,6 +28,7 @@ from .images import (
     IMAGE_EXTENSIONS, check_image, check_output_path, crop_to, decode_image, output_suffix, pad_to_multiple,
     save_image,
 )
+from . import interrupts
 from .interrupts import sigterm_as_interrupt
 from .manifest import MANIFEST, is_output_folder
 from .runners import Runner
@@ -309,11 +310,13 @@ def done_line(job: Job) -> str:
 
 def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | None = None,
         quality: int = 95, workers: int = 2, progress: bool = True, *, tile_size: int = TILE_SIZE,
-        keep_exif: bool = False, verbose: bool = False, flush_after: float = FLUSH_AFTER) -> Summary:
+        keep_exif: bool = False, verbose: bool = False, flush_after: float = FLUSH_AFTER,
+        started: float | None = None) -> Summary:
     """Stylise every pending job. Images whose padded side exceeds `tile_size` (0: never) go
     through in tiles; `keep_exif` carries EXIF (orientation 1) and an RGB ICC profile into the
     outputs (otherwise inputs are converted to sRGB); `verbose` prints a line per finished file;
-    a part-filled batch runs after `flush_after` seconds."""
+    a part-filled batch runs after `flush_after` seconds. The summary's time counts from `started`
+    (time.perf_counter(), e.g. when the command began, so loading and exporting count), else now."""
     summary = Summary(jobs)
     for job in jobs:
         if job.status == "failed":  # refused while planning (collision, would overwrite an input)
@@ -323,7 +326,7 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
     todo = [j for j in jobs if j.status == "pending"]
     for folder in {j.dst.parent for j in todo if j.dst.parent.is_dir()}:
         remove_stale_parts(folder)  # left by a run that was killed mid-write
-    start = time.perf_counter()
+    start = started if started is not None else time.perf_counter()
     # disable=None: a bar on a terminal, none in logs and pipes
     bar = tqdm(total=len(todo), unit="img", desc="stylising", disable=None if progress else True)
 
@@ -359,6 +362,19 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
     bar.close()
     summary.wall = time.perf_counter() - start
     return summary
+
+
+def summary_on_interrupt(jobs: list[Job], report: Path | None = None) -> None:
+    """From now until the command ends, an interrupt outside run()'s own handling (while weights
+    load or graphs export, or a second Ctrl-C) still prints the summary and writes the report."""
+    begun = interrupts.started() or time.perf_counter()
+
+    def summary() -> str:
+        summary = Summary(jobs, time.perf_counter() - begun, interrupted=True)
+        if report:
+            write_report(summary, report)
+        return summary.line()
+    interrupts.on_interrupt(summary)
 
 
 def dry_run(jobs: list[Job], workers: int = 2) -> Summary:

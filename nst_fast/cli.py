@@ -17,11 +17,15 @@ SAMPLE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field"
 
 
 class Group(click.Group):
-    """Our errors are one line naming the file, never a traceback; usage errors exit 2 (click's)."""
+    """Our errors are one line naming the file, never a traceback; usage errors exit 2 (click's);
+    an interrupt exits 130 with the command's summary."""
 
     def invoke(self, ctx):
+        from .interrupts import stopping_cleanly
+
         try:
-            return super().invoke(ctx)
+            with stopping_cleanly(lambda line: click.echo(line, err=True)):  # Ctrl-C, SIGTERM: 130
+                return super().invoke(ctx)
         except NSTError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
@@ -86,9 +90,10 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
 
     Existing outputs are skipped, so a rerun finishes an interrupted run; OUTPUT/nst-fast.json records
     the settings, and a run with others into it stops unless --overwrite. Exit status: 0 all done,
-    1 some files failed (or, with --dry-run, would fail), 2 usage error.
+    1 some files failed (or, with --dry-run, would fail), 2 usage error, 130 interrupted (Ctrl-C or
+    SIGTERM, at any moment: the summary says how many files were not started).
     """
-    from . import backends, batch, manifest, methods
+    from . import backends, batch, interrupts, manifest, methods
 
     if style_weights and len(style_weights) != len(styles):
         raise click.UsageError(f"{len(style_weights)} --style-weight for {len(styles)} --style")
@@ -115,6 +120,7 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
     made_with = manifest.settings(method, styles, style_weights, model, vgg, alpha, preserve_color, max_size, fmt, steps)
     manifest.check(output, made_with, overwrite)
     jobs = batch.plan(list(paths), output, fmt, overwrite)
+    batch.summary_on_interrupt(jobs, report)
     if dry_run:  # before any weights are loaded or graphs exported
         summary = batch.dry_run(jobs, workers)
         click.echo(summary.line())
@@ -141,7 +147,7 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         runner = methods.GatysRunner(styles[0], GatysConfig(steps=steps), vgg, device, progress=not quiet)
         batch_size = 1
     summary = batch.run(jobs, runner, batch_size, max_size, quality, workers, progress=not quiet,
-                        tile_size=tile_size, keep_exif=keep_exif, verbose=verbose)
+                        tile_size=tile_size, keep_exif=keep_exif, verbose=verbose, started=interrupts.started())
     click.echo(summary.line(), err=quiet)
     if report:
         batch.write_report(summary, report)

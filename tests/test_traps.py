@@ -198,3 +198,51 @@ def test_an_os_error_during_the_work_is_one_line(tmp_path, decoder_file, monkeyp
                     "--report", tmp_path / "r.json")
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert f"error: {tmp_path / 'r.json'}: No space left on device" in result.output
+
+
+# --- 6. an interrupt at any moment: exit 130 with the summary ---------------------------------------
+
+
+def _interrupted_while_loading(monkeypatch, how):
+    import signal
+    import time
+
+    from nst_fast import methods
+
+    def loading(*args, **kwargs):
+        if how == "SIGTERM":
+            os.kill(os.getpid(), signal.SIGTERM)  # a real signal, handled as the command's handler says
+            time.sleep(5)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(methods, "adain_runner", loading)
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+def test_an_interrupt_while_loading_exits_130_with_the_summary(tmp_path, decoder_file, monkeypatch, how):
+    _interrupted_while_loading(monkeypatch, how)
+    photo = image(tmp_path / "p.png")
+    image(tmp_path / "q.png", seed=1)
+    result = invoke("run", tmp_path / "p.png", tmp_path / "q.png", "-s", photo, "--model", decoder_file,
+                    "-o", tmp_path / "out", "--report", tmp_path / "r.json")
+    assert result.exit_code == 130, result.output
+    assert "Aborted" not in result.output
+    assert "interrupted: 0 done, 0 skipped, 0 failed" in result.output and "2 not started" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"]["interrupted"] and report["summary"]["not_started"] == 2
+
+
+def test_an_interrupt_before_planning_exits_130(tmp_path, monkeypatch):
+    from nst_fast import batch
+
+    def walking(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "plan", walking)
+    photo = image(tmp_path / "p.png")
+    result = invoke("run", photo, "-s", photo, "-o", tmp_path / "out")
+    assert result.exit_code == 130 and "interrupted before any work started" in result.output, result.output
+
+
+def test_run_help_lists_130():
+    assert "130 interrupted" in " ".join(invoke("run", "--help").output.split())
