@@ -72,7 +72,8 @@ def main():
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Decode/encode threads.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), help="Also write a grid of inputs and outputs.")
 @click.option("--tile-size", type=click.IntRange(0), default=1024, show_default=True,
-              help="Images with a longer side go through in overlapping tiles of this many pixels (0: never tile).")
+              help="Images with a longer side go through in overlapping tiles of this many pixels (0: never tile; "
+                   "else at least 256, tiling.MIN_TILE).")
 @click.option("--keep-exif", is_flag=True,
               help="Copy EXIF (orientation set to 1) and an RGB ICC profile into the outputs "
                    "(default: convert inputs with an ICC profile to sRGB and write neither).")
@@ -112,8 +113,10 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
     batch.check_output_places(output, report, contact_sheet)
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other")
-    if 0 < tile_size < 64:
-        raise click.BadParameter(f"{tile_size}: use 0 (no tiling) or at least 64", param_hint="--tile-size")
+    from .tiling import MIN_TILE
+
+    if 0 < tile_size < MIN_TILE:  # tiles share 128 px with each neighbour
+        raise click.BadParameter(f"{tile_size}: use 0 (no tiling) or at least {MIN_TILE}", param_hint="--tile-size")
     if method == "gatys":
         tile_size = 0  # an optimisation per tile would be minutes each, and would not match at the seams
     check_styles(method, styles, model)

@@ -246,3 +246,22 @@ def test_an_interrupt_before_planning_exits_130(tmp_path, monkeypatch):
 
 def test_run_help_lists_130():
     assert "130 interrupted" in " ".join(invoke("run", "--help").output.split())
+
+
+# --- 7. tiles too small to share the overlap are refused --------------------------------------------
+
+
+def test_tiles_smaller_than_twice_the_overlap_are_refused(tmp_path, decoder_file):
+    from nst_fast.tiling import MIN_TILE, OVERLAP, Grid
+
+    assert MIN_TILE >= 2 * OVERLAP
+    with pytest.raises(ValueError, match="cannot share"):
+        Grid(1024, 1024, MIN_TILE - 8)
+    assert len(Grid(1024, 1024, MIN_TILE)) == 49  # 7 x 7: about 3x the pixels, not 30x
+    photo = image(tmp_path / "p.png")
+    for size in (64, MIN_TILE - 1):
+        refused = invoke("run", photo, "-s", photo, "--model", decoder_file, "--tile-size", size, "-o", tmp_path / "o")
+        assert refused.exit_code == 2 and f"at least {MIN_TILE}" in refused.output, refused.output
+    assert f"at least {MIN_TILE}" in invoke("run", "--help").output
+    ok = invoke("run", photo, "-s", photo, "--model", decoder_file, "--tile-size", MIN_TILE, "-o", tmp_path / "o")
+    assert ok.exit_code == 0, ok.output
