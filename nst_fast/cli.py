@@ -51,7 +51,7 @@ def main():
               help="Weight of each --style when mixing (default: equal).")
 @click.option("--method", "-m", type=click.Choice(["adain", "transformer", "gatys"]), default="adain",
               show_default=True)
-@click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Style strength.")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Style strength: the full-strength output blended with the photo (0: the photo).")
 @click.option("--preserve-color", is_flag=True, help="Keep the photo's colours.")
 @click.option("--max-size", type=click.IntRange(16), default=1024, show_default=True,
               help="Downscale so the long side is at most this many pixels (never upscales).")
