@@ -128,7 +128,6 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
         summary = batch.dry_run(jobs, workers)
         click.echo(summary.line())
         sys.exit(1 if summary.count("failed") else 0)
-    manifest.write(output, made_with)
     if method != "gatys":
         engine, passed_over = backends.choose(backend, device, half)
         if not quiet:
@@ -149,6 +148,7 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
 
         runner = methods.GatysRunner(styles[0], GatysConfig(steps=steps), vgg, device, progress=not quiet)
         batch_size = 1
+    manifest.write(output, made_with)  # once the weights and styles have loaded
     summary = batch.run(jobs, runner, batch_size, max_size, quality, workers, progress=not quiet,
                         tile_size=tile_size, keep_exif=keep_exif, verbose=verbose, started=interrupts.started())
     click.echo(summary.line(), err=quiet)
