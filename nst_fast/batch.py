@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from .errors import ImageError
+from .errors import ImageError, NSTError
 from .fileio import atomic_path, check_writable, remove_stale_parts
 from .images import (
     IMAGE_EXTENSIONS, check_image, check_output_path, crop_to, decode_image, output_suffix, pad_to_multiple,
@@ -80,6 +80,9 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
     outputs are 'skipped' unless `overwrite`."""
     out = out.resolve()
     found = [found for root in paths for found in _walk(root, out)]
+    if not found:
+        raise NSTError(f"no images found in {', '.join(printable(str(p)) for p in paths)} "
+                       f"(looked for {' '.join(sorted(IMAGE_EXTENSIONS))})")
     resolved = [_real(src) for src, _ in found]
     inputs = set(resolved)
     jobs, owners, seen = [], {}, set()
@@ -104,6 +107,9 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
 
 def check_output_places(out: Path, report: Path | None = None, contact_sheet: Path | None = None) -> None:
     """Before any work (a dry run too): every place the run will write can be written."""
+    if out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
+        raise NSTError(f"-o {out}: -o is the folder the outputs go into, under their own names; "
+                       f"give a folder, e.g. -o {out.with_suffix('')}")
     check_writable(out)
     if report:
         check_writable(report, folder=False)
@@ -165,7 +171,8 @@ def one_line(text) -> str:
 
 def reason(e: Exception) -> str:
     if isinstance(e, NonFiniteOutput):  # its own message counts items of a batch, not this file
-        return "NaN or inf in the stylised output (overflow in reduced precision? try --fp32)"
+        hint = "overflow in FP16? try --fp32" if e.half else "in FP32: the weights or the input are at fault"
+        return f"NaN or inf in the stylised output ({hint})"
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 

@@ -188,11 +188,12 @@ def write_contact_sheet(jobs, path: Path, limit: int = 24) -> None:
     from .images import load_image
     from .sheet import contact_sheet
 
-    pairs = [(j.src, j.dst) for j in jobs if j.status in ("done", "skipped")][:limit]
+    made = [(j.src, j.dst) for j in jobs if j.status in ("done", "skipped")]
+    pairs = made[:limit]
     rows = [[load_image(src, 512), load_image(dst, 512)] for src, dst in pairs]
     if rows:
         contact_sheet(rows, path, labels=[src.name for src, _ in pairs], column_titles=["input", "output"])
-        click.echo(f"contact sheet: {path}")
+        click.echo(f"contact sheet: {path}" + (f" (the first {limit} of {len(made)} images)" if len(made) > limit else ""))
 
 
 @main.command()

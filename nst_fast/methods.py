@@ -33,7 +33,7 @@ class Delegate(Runner):
 
     def __init__(self, inner: Runner, extra_inputs: ExtraInputs | None = None):
         super().__init__(extra_inputs or inner.extra_inputs)
-        self.inner, self.name = inner, inner.name
+        self.inner, self.name, self.half = inner, inner.name, inner.half
 
     def activate(self):
         self.inner.activate()
@@ -115,10 +115,13 @@ def make_runner(graph: Graph, backend: Backend, extra_inputs: ExtraInputs | None
     if backend.kind == "onnxruntime":
         from .runners.onnxruntime_runner import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(path, backend.device, extra_inputs=extra_inputs)
-    from .runners.tensorrt_runner import TensorRTRunner
+        runner = OnnxRuntimeRunner(path, backend.device, extra_inputs=extra_inputs)
+    else:
+        from .runners.tensorrt_runner import TensorRTRunner
 
-    return TensorRTRunner(path, extra_inputs=extra_inputs)
+        runner = TensorRTRunner(path, extra_inputs=extra_inputs)
+    runner.half = backend.half
+    return runner
 
 
 def adain_runner(styles: list[str], style_weights: list[float] | None = None, alpha: float = 1.0,
@@ -174,10 +177,10 @@ class GatysRunner(Runner):
     name = "gatys"
 
     def __init__(self, style: str, config, vgg: str | None = None, device: str = "auto", progress: bool = True):
-        from .images import load_image
+        from .styles import load_style_image
 
         super().__init__()
-        self.style_image, self.config, self.progress = load_image(style), config, progress
+        self.style_image, self.config, self.progress = load_style_image(style), config, progress
         self.device, self.vgg_source = resolve_device(device), vgg
 
     def activate(self):
@@ -195,7 +198,9 @@ class GatysRunner(Runner):
             scale = max(photo.shape[:2]) / max(self.style.shape[-2:])
             size = [max(1, round(d * scale)) for d in self.style.shape[-2:]]
             style = torch.nn.functional.interpolate(self.style, size=size, mode="bilinear", antialias=True)
-            with tqdm(total=self.config.steps, desc="gatys", unit="step", leave=False, disable=not self.progress) as bar:
+            # disable=None: a bar on a terminal, none in logs and pipes
+            with tqdm(total=self.config.steps, desc="gatys", unit="step", leave=False,
+                      disable=None if self.progress else True) as bar:
                 result, _ = stylize(content, style, self.vgg, self.config, progress=lambda *a: bar.update(1))
             out.append(to_uint8(result).cpu().numpy()[0])
         return {"stylized": np.stack(out)}

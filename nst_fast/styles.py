@@ -104,8 +104,16 @@ def resolve_style(spec: str, style_encoder, encoder_id: str, device="cpu") -> St
     return image_style(path, style_encoder, device)
 
 
+def load_style_image(path: str | os.PathLike) -> np.ndarray:
+    """load_image, with errors that say the file is the style, not a photo."""
+    try:
+        return load_image(path)
+    except ImageError as e:
+        raise ImageError(f"style {e}") from None
+
+
 def image_style(path: Path, style_encoder, device="cpu") -> Style:
-    image = fit_style_image(load_image(path))
+    image = fit_style_image(load_style_image(path))
     return Style(path.stem, *image_statistics(style_encoder, image, device), image=image)
 
 

@@ -294,3 +294,94 @@ def test_small_strengths_stay_close_to_the_photo_with_the_bundled_decoder(data_d
     assert at[0.0] > 80  # the photo itself
     assert at[0.25] > 20 and at[0.25] > at[0.5] > at[1.0]
     assert at[0.25] - at[1.0] == pytest.approx(20 * np.log10(4), abs=0.5)  # error scales with alpha
+
+
+# --- 9. the smaller ones -----------------------------------------------------------------------------
+
+
+def test_contact_sheet_says_when_it_shows_only_some(tmp_path, decoder_file):
+    for i in range(25):
+        image(tmp_path / "in" / f"{i:02d}.png", seed=i)
+    result = invoke("run", tmp_path / "in", "-s", tmp_path / "in" / "00.png", "--model", decoder_file,
+                    "-o", tmp_path / "out", "--contact-sheet", tmp_path / "sheet.jpg")
+    assert result.exit_code == 0, result.output
+    assert "(the first 24 of 25 images)" in result.output
+
+
+def test_an_empty_input_is_an_error(tmp_path, decoder_file):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    style = image(tmp_path / "s.png")
+    result = invoke("run", tmp_path / "empty", "-s", style, "--model", decoder_file, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "no images found in" in result.output, result.output
+
+
+def test_style_image_errors_say_it_is_the_style(tmp_path, decoder_file):
+    photo = image(tmp_path / "p.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    for method in (["--model", decoder_file], ["-m", "gatys", "--steps", "1"]):
+        result = invoke("run", photo, "-s", tmp_path / "bad.png", *method, "-o", tmp_path / "out")
+        assert result.exit_code == 2, result.output
+        assert f"error: style {tmp_path / 'bad.png'}: not an image" in result.output, result.output
+
+
+def test_weights_without_metadata_say_so(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    bare = tmp_path / "bare.safetensors"
+    save_file({"w": torch.zeros(1)}, str(bare))
+    photo = image(tmp_path / "p.png")
+    result = invoke("run", photo, "-s", photo, "--model", bare, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "has no nst-fast metadata" in result.output and "None" not in result.output
+
+
+def test_the_nan_message_suggests_fp32_only_to_a_reduced_precision_run():
+    from nst_fast.batch import reason
+    from nst_fast.runners.base import NonFiniteOutput
+
+    assert "--fp32" not in reason(NonFiniteOutput("x", [0], half=False))
+    assert "--fp32" in reason(NonFiniteOutput("x", [0], half=True))
+
+
+def test_an_export_disagreement_is_a_readable_line():
+    from export.validate import Check, check_line
+    from dataclasses import asdict
+
+    check = Check("adain_stylizer", "fp32", "onnxruntime", "coffee", 64, 64, 0.9, 40, 21.5, True)
+    assert check_line(asdict(check)) == check.line() and "{" not in check_line(asdict(check))
+
+
+def test_gatys_draws_no_bar_into_a_redirected_stderr(tmp_path):
+    photo = image(tmp_path / "p.png", 24, 24)
+    result = invoke("gatys", photo, photo, "--steps", "2", "-o", tmp_path / "g.png")
+    assert result.exit_code == 0, result.output
+    assert "step/s" not in result.output and "gatys:" not in result.output
+
+
+def test_an_image_name_as_output_folder_is_refused(tmp_path, decoder_file):
+    photo = image(tmp_path / "p.png")
+    result = invoke("run", photo, "-s", photo, "--model", decoder_file, "-o", tmp_path / "result.jpg")
+    assert result.exit_code == 2 and "give a folder" in result.output and not (tmp_path / "result.jpg").exists()
+
+
+def test_first_use_export_is_said_and_counted_in_the_summary(tmp_path, vgg_weights, monkeypatch):
+    import re
+    import time
+
+    from nst_fast.models import save_model
+    from nst_fast.transformer_net import TransformerNet
+
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("NST_FAST_GRAPH_CACHE", str(tmp_path / "cache"))  # nothing exported yet
+    model = tmp_path / "net.safetensors"
+    save_model(model, TransformerNet(), {"method": "transformer", "encoder_id": vgg_weights.encoder_id})
+    photo = image(tmp_path / "p.png")
+    start = time.perf_counter()
+    result = invoke("run", photo, "-m", "transformer", "-s", "any", "--model", model, "--backend", "onnxruntime",
+                    "-o", tmp_path / "out")
+    elapsed = time.perf_counter() - start
+    assert result.exit_code == 0, result.output
+    assert "for first use" in result.output  # not a terminal, so no bar: a line instead
+    reported = float(re.search(r"failed in ([\d.]+) s", result.output)[1])
+    assert reported >= 0.8 * elapsed  # the export's seconds count
