@@ -51,7 +51,8 @@ def main():
               help="Weight of each --style when mixing (default: equal).")
 @click.option("--method", "-m", type=click.Choice(["adain", "transformer", "gatys"]), default="adain",
               show_default=True)
-@click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Style strength: the full-strength output blended with the photo (0: the photo).")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Style strength: the full-strength output blended with the photo (0: the photo).")
 @click.option("--preserve-color", is_flag=True, help="Keep the photo's colours.")
 @click.option("--max-size", type=click.IntRange(16), default=1024, show_default=True,
               help="Downscale so the long side is at most this many pixels (never upscales).")
@@ -94,7 +95,7 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
     1 some files failed (or, with --dry-run, would fail), 2 usage error, 130 interrupted (Ctrl-C or
     SIGTERM, at any moment: the summary says how many files were not started).
     """
-    from . import backends, batch, interrupts, manifest, methods
+    from . import backends, batch, interrupts, manifest, methods, tiling
 
     if style_weights and len(style_weights) != len(styles):
         raise click.UsageError(f"{len(style_weights)} --style-weight for {len(styles)} --style")
@@ -113,21 +114,19 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
     batch.check_output_places(output, report, contact_sheet)
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other")
-    from .tiling import MIN_TILE
-
-    if 0 < tile_size < MIN_TILE:  # tiles share 128 px with each neighbour
-        raise click.BadParameter(f"{tile_size}: use 0 (no tiling) or at least {MIN_TILE}", param_hint="--tile-size")
+    tiling.check_tile_size(tile_size)
     if method == "gatys":
         tile_size = 0  # an optimisation per tile would be minutes each, and would not match at the seams
     check_styles(method, styles, model)
-    made_with = manifest.settings(method, styles, style_weights, model, vgg, alpha, preserve_color, max_size, fmt, steps)
+    made_with = manifest.settings(method, styles, style_weights, model, vgg, alpha, preserve_color, max_size, fmt,
+                                  steps)
     manifest.check(output, made_with, overwrite)
     jobs = batch.plan(list(paths), output, fmt, overwrite)
-    batch.summary_on_interrupt(jobs, report)
     if dry_run:  # before any weights are loaded or graphs exported
         summary = batch.dry_run(jobs, workers)
         click.echo(summary.line())
         sys.exit(1 if summary.count("failed") else 0)
+    batch.summary_on_interrupt(jobs, report)
     if method != "gatys":
         engine, passed_over = backends.choose(backend, device, half)
         if not quiet:
@@ -148,7 +147,7 @@ def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, b
 
         runner = methods.GatysRunner(styles[0], GatysConfig(steps=steps), vgg, device, progress=not quiet)
         batch_size = 1
-    manifest.write(output, made_with)  # once the weights and styles have loaded
+    manifest.write(output, made_with, jobs)  # once the weights and styles have loaded
     summary = batch.run(jobs, runner, batch_size, max_size, quality, workers, progress=not quiet,
                         tile_size=tile_size, keep_exif=keep_exif, verbose=verbose, started=interrupts.started())
     click.echo(summary.line(), err=quiet)
@@ -193,7 +192,8 @@ def write_contact_sheet(jobs, path: Path, limit: int = 24) -> None:
     rows = [[load_image(src, 512), load_image(dst, 512)] for src, dst in pairs]
     if rows:
         contact_sheet(rows, path, labels=[src.name for src, _ in pairs], column_titles=["input", "output"])
-        click.echo(f"contact sheet: {path}" + (f" (the first {limit} of {len(made)} images)" if len(made) > limit else ""))
+        more = f" (the first {limit} of {len(made)} images)" if len(made) > limit else ""
+        click.echo(f"contact sheet: {path}{more}")
 
 
 @main.command()
@@ -527,7 +527,8 @@ def info():
 
     click.echo(f"transformer networks ({TRANSFORMERS}): {', '.join(bundled_transformers()) or 'none'}")
     click.echo(f"style presets ({styles.PRESETS}): {', '.join(styles.preset_names()) or 'none'}")
-    click.echo(f"your presets ({styles.user_presets()}): {', '.join(styles.preset_names(styles.user_presets())) or 'none'}")
+    mine = styles.user_presets()
+    click.echo(f"your presets ({mine}): {', '.join(styles.preset_names(mine)) or 'none'}")
 
 
 @main.group()

@@ -65,9 +65,13 @@ def check(folder: Path, made: dict, overwrite: bool) -> None:
                    "use another -o, or --overwrite to redo them with these")
 
 
-def write(folder: Path, made: dict) -> None:
+def write(folder: Path, made: dict, jobs) -> None:
+    """Record `made` in `folder` when the run has something to write there (none: e.g. every output
+    would overwrite an input, so -o is the photos' own folder, which then stays as it was)."""
     from importlib.metadata import version
 
+    if not any(job.status == "pending" for job in jobs):
+        return
     with atomic_path(folder / MANIFEST) as tmp:
         tmp.write_text(json.dumps({"made_by": f"nst-fast {version('nst-fast')}", "settings": made}, indent=1) + "\n",
                        encoding="utf-8")

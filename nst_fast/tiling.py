@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .errors import NSTError
 from .runners import Runner
 
 OVERLAP = 128  # pixels shared by neighbouring tiles
@@ -28,6 +29,13 @@ OVERLAP = 128  # pixels shared by neighbouring tiles
 # the tile and a tiled image costs at most about 3x an untiled one.
 MIN_TILE = 2 * OVERLAP
 ALIGN = 8  # tile positions and sizes: the networks downsample 8x
+
+
+def check_tile_size(tile: int) -> None:
+    """Refuse a --tile-size (0: never tile) whose tiles could not share OVERLAP with each neighbour."""
+    if 0 < tile < MIN_TILE:
+        raise NSTError(f"--tile-size {tile}: use 0 (no tiling) or at least {MIN_TILE} (tiles share {OVERLAP} px "
+                       "with each neighbour)")
 
 
 def needs_tiles(shape: tuple[int, ...], tile: int) -> bool:
