@@ -126,8 +126,11 @@ def make_presets(folder: Path, output: Path | None, style_encoder, encoder_id: s
         raise NSTError(f"{output}: the bundled presets belong to the installed package and are never "
                        f"written; leave out -o to write to {user_presets()}")
     check_writable(output)
+    images = image_files(folder)
+    if not images:
+        raise NSTError(f"no images found in {folder}")
     failed, made = 0, {}
-    for path in image_files(folder):
+    for path in images:
         target = output / f"{path.stem}{PRESET_SUFFIX}"
         if target in made:
             echo(f"error: {path}: same name as {made[target]}; skipped (rename one of them)")

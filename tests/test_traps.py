@@ -385,3 +385,9 @@ def test_first_use_export_is_said_and_counted_in_the_summary(tmp_path, vgg_weigh
     assert "for first use" in result.output  # not a terminal, so no bar: a line instead
     reported = float(re.search(r"failed in ([\d.]+) s", result.output)[1])
     assert reported >= 0.8 * elapsed  # the export's seconds count
+
+
+def test_presets_of_a_folder_without_images_is_an_error(tmp_path, vgg_weights):
+    (tmp_path / "none").mkdir()
+    result = invoke("presets", tmp_path / "none", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "no images found" in result.output, result.output
