@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -80,11 +81,14 @@ def cached_onnx(graph: Graph, precision: str, root: Path | None = None, progress
     found = _intact(directory, graph, precision)
     if found:
         return found
+    if progress:  # a bar shows only on a terminal; a log should still say where the seconds went
+        print(f"exporting the {graph.name} graph ({precision}) for first use, checked against torch, into {directory}",
+              file=sys.stderr)
     plan = Plan(images=validate.extreme_images(96), sizes=validate.QUICK_SIZES, fp16_storage=False)
     entry = export_validated(graph, precision, directory, plan, default_style(graph, None), progress)
     if not entry["validation"]["passed"]:
         failed = [c for c in entry["validation"]["checks"] if not c["passed"]]
-        raise NSTError(f"exported {graph.name} ({precision}) disagrees with torch: {failed[0]}")
+        raise NSTError(f"exported {graph.name} ({precision}) disagrees with torch: {validate.check_line(failed[0])}")
     write_manifest(directory, [entry])
     return directory / entry["file"]
 

@@ -20,8 +20,9 @@ import numpy as np
 from PIL import Image
 
 from .batch import TILE_SIZE
-from .errors import ImageError, OptionError, StyleError
+from .errors import ImageError, OptionError
 from .masks import MaskLike
+from .tiling import check_tile_size
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -37,7 +38,6 @@ METHODS = ("adain", "transformer", "gatys")
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = {"auto": None, "fp32": False, "fp16": True}  # -> Backend.half (None: FP16 on a GPU only)
-MIN_TILE = 64
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,7 @@ def check_options(style: StyleLike | Sequence[StyleLike], *, method: str = "adai
     for name, value, low in [("batch_size", batch_size, 1), ("steps", steps, 1), ("max_size", max_size or 16, 16)]:
         if value < low:
             raise OptionError(f"{value}: at least {low}", name)
-    if 0 < tile_size < MIN_TILE:
-        raise OptionError(f"{tile_size}: use 0 (no tiling) or at least {MIN_TILE}", "tile_size")
+    check_tile_size(tile_size)
     styles = _style_list(style)
     if style_weights is not None:
         if len(style_weights) != len(styles):
@@ -130,7 +129,7 @@ def _check_masks(masks: Sequence[MaskLike], styles: list[StyleLike], method: str
 def _check_styles(method: str, styles: list[StyleLike], model: PathLike | None) -> None:
     """Every style names a file or a bundled preset / network, before any work starts."""
     from .graphs import transformer_path
-    from .styles import PRESETS, preset_names
+    from .styles import find_style
 
     if method == "transformer":
         if not isinstance(styles[0], (str, os.PathLike)):
@@ -138,9 +137,8 @@ def _check_styles(method: str, styles: list[StyleLike], model: PathLike | None) 
         transformer_path(os.fspath(styles[0]), model)
     elif method == "adain":
         for spec in styles:
-            if isinstance(spec, (str, os.PathLike)) and not Path(spec).is_file() \
-                    and not (PRESETS / f"{os.fspath(spec)}.safetensors").is_file():
-                raise StyleError(f"{os.fspath(spec)}: no such style image or preset (presets: {', '.join(preset_names())})")
+            if isinstance(spec, (str, os.PathLike)):
+                find_style(os.fspath(spec))
 
 
 class Stylizer:
@@ -331,35 +329,62 @@ def stylize(image: ImageLike, style: StyleLike | Sequence[StyleLike], **options)
 def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylized",
                style: StyleLike | Sequence[StyleLike] = (), *, format: str | None = None, quality: int = 95,
                overwrite: bool = False, workers: int = 2, keep_exif: bool = False, report: PathLike | None = None,
-               dry_run: bool = False, verbose: bool = False, progress: bool = True, **options) -> Summary:
+               contact_sheet: PathLike | None = None, dry_run: bool = False, verbose: bool = False,
+               progress: bool = True, **options) -> Summary:
     """The batch runner of `nst-fast run`: stylise image files and folders (walked recursively)
-    into `output`, mirroring the folder tree; outputs that exist are skipped (`overwrite` redoes
-    them), so a rerun finishes an interrupted run. A file that fails is reported and the run goes
-    on. `options` are Stylizer's (`max_size` defaults to none here too).
+    into `output` (a file goes to `output`/its name, a folder's contents directly under `output`);
+    outputs that exist are skipped (`overwrite` redoes them), so a rerun finishes an interrupted
+    run. `output`/nst-fast.json records the settings; a run with other settings into it raises
+    NSTError unless `overwrite`. A file that fails is reported and the run goes on. `options` are
+    Stylizer's (`max_size` defaults to none here too).
 
     Returns the Summary: `.jobs` (each with `src`, `dst`, `status` done / skipped / failed /
     pending, `error`, `seconds`, `note`), `.count(status)`, `.line()`, `.interrupted`. `report`:
-    also write it as JSON. `dry_run`: only read the files' headers and print what would be done;
-    nothing is written, not even the report.
-    With `progress`, prints the backend line and a progress bar to stderr."""
-    from . import batch
+    also write it as JSON; `contact_sheet`: an image file of the first 24 inputs beside their
+    outputs. Every place written is checked first, before any work. `dry_run`: only read the
+    files' headers and print what would be done; nothing is written, not even the report.
+    With `progress`, prints the backend line, a progress bar and where the sheet went to stderr."""
+    from . import batch, interrupts, manifest
 
+    output = Path(output)
+    report = Path(report) if report is not None else None
+    batch.check_output_places(output, report, Path(contact_sheet) if contact_sheet is not None else None)
     check_options(style, **options)
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     for path in paths:
         if not os.path.lexists(path):
             raise ImageError(f"{path}: no such file or folder")
-    jobs = batch.plan(paths, Path(output), format, overwrite)
+    made_with = _settings(_style_list(style), format, **options)
+    manifest.check(output, made_with, overwrite)
+    jobs = batch.plan(paths, output, format, overwrite)
     if dry_run:  # before any weights are loaded or graphs exported
         return batch.dry_run(jobs, workers)
+    batch.summary_on_interrupt(jobs, report)
     stylizer = Stylizer(style, progress=progress, **options)
     if progress and stylizer.method != "gatys":
         print(f"backend: {stylizer.backend}", file=sys.stderr, flush=True)
+    manifest.write(output, made_with, jobs)  # once the weights and styles have loaded
     summary = batch.run(jobs, stylizer.runner, stylizer.batch_size, stylizer.max_size, quality, workers,
-                        progress=progress, tile_size=stylizer.tile_size, keep_exif=keep_exif, verbose=verbose)
+                        progress=progress, tile_size=stylizer.tile_size, keep_exif=keep_exif, verbose=verbose,
+                        started=interrupts.started())
     if report is not None:
-        batch.write_report(summary, Path(report))
+        batch.write_report(summary, report)
+    if contact_sheet is not None:
+        from .sheet import run_sheet
+
+        line = run_sheet(summary.jobs, contact_sheet)
+        if line and progress:
+            print(line, file=sys.stderr, flush=True)
     return summary
+
+
+def _settings(styles: list[StyleLike], format: str | None, *, method="adain", alpha=1.0, style_weights=None,
+              masks=None, preserve_color=False, model=None, vgg=None, max_size=None, steps=300, **unused) -> dict:
+    """What the output manifest records for these options (manifest.settings)."""
+    from . import manifest
+
+    return manifest.settings(method, [_style_spec(s) for s in styles], style_weights, _path(model), _path(vgg),
+                             alpha, preserve_color, max_size, format, steps, masks)
 
 
 _OPTION_NAMES = ("method", "alpha", "style_weights", "masks", "preserve_color", "model", "vgg", "backend", "device",

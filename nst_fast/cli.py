@@ -3,6 +3,7 @@ is instant and the CPU path never touches the GPU stack."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import sys
 from pathlib import Path
 
@@ -17,13 +18,22 @@ SAMPLE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field"
 
 
 class Group(click.Group):
-    """Our errors are one line naming the file, never a traceback; usage errors exit 2 (click's)."""
+    """Our errors are one line naming the file, never a traceback; usage errors exit 2 (click's);
+    an interrupt exits 130 with the command's summary."""
 
     def invoke(self, ctx):
+        from .interrupts import stopping_cleanly
+
         try:
-            return super().invoke(ctx)
+            with stopping_cleanly(lambda line: click.echo(line, err=True)):  # Ctrl-C, SIGTERM: 130
+                return super().invoke(ctx)
         except NSTError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except OSError as e:  # a full disk, a folder gone mid-run: one line, not a traceback
+            if e.errno == errno.EPIPE:
+                raise  # click's own handling of a closed pipe
+            click.echo(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", err=True)
             sys.exit(2)
 
 
@@ -45,7 +55,8 @@ def main():
                    "(one --mask per --style but the last; resized to each photo; grey levels blend).")
 @click.option("--method", "-m", type=click.Choice(["adain", "transformer", "gatys"]), default="adain",
               show_default=True)
-@click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Style strength.")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Style strength: the full-strength output blended with the photo (0: the photo).")
 @click.option("--preserve-color", is_flag=True, help="Keep the photo's colours.")
 @click.option("--max-size", type=click.IntRange(16), default=1024, show_default=True,
               help="Downscale so the long side is at most this many pixels (never upscales).")
@@ -66,7 +77,8 @@ def main():
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Decode/encode threads.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), help="Also write a grid of inputs and outputs.")
 @click.option("--tile-size", type=click.IntRange(0), default=1024, show_default=True,
-              help="Images with a longer side go through in overlapping tiles of this many pixels (0: never tile).")
+              help="Images with a longer side go through in overlapping tiles of this many pixels (0: never tile; "
+                   "else at least 256, tiling.MIN_TILE).")
 @click.option("--keep-exif", is_flag=True,
               help="Copy EXIF (orientation set to 1) and an RGB ICC profile into the outputs "
                    "(default: convert inputs with an ICC profile to sRGB and write neither).")
@@ -82,28 +94,24 @@ def run(paths, styles, style_weights, masks, method, alpha, preserve_color, max_
         dry_run, verbose, quiet, output):
     """Stylise image files and folders (recursively) into OUTPUT, mirroring the folder tree.
 
-    Existing outputs are skipped, so a rerun finishes an interrupted run. Exit status: 0 all done,
-    1 some files failed (or, with --dry-run, would fail), 2 usage error.
+    Existing outputs are skipped, so a rerun finishes an interrupted run; OUTPUT/nst-fast.json records
+    the settings, and a run with others into it stops unless --overwrite. Exit status: 0 all done,
+    1 some files failed (or, with --dry-run, would fail), 2 usage error, 130 interrupted (Ctrl-C or
+    SIGTERM, at any moment: the summary says how many files were not started).
     """
     from .api import run_folder
 
-    if contact_sheet:
-        from .images import check_output_path
-
-        check_output_path(contact_sheet)
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other")
     with flag_names():
         summary = run_folder(list(paths), output, list(styles), format=fmt, quality=quality, overwrite=overwrite,
-                             workers=workers, keep_exif=keep_exif, report=report,
+                             workers=workers, keep_exif=keep_exif, report=report, contact_sheet=contact_sheet,
                              dry_run=dry_run, verbose=verbose, progress=not quiet, method=method, alpha=alpha,
                              style_weights=list(style_weights) or None, masks=list(masks) or None,
                              preserve_color=preserve_color, model=model,
                              vgg=vgg, backend=backend, device=device, precision=PRECISION[half], max_size=max_size,
                              tile_size=tile_size, batch_size=batch_size, graphs=graphs, steps=steps)
     click.echo(summary.line(), err=quiet and not dry_run)
-    if contact_sheet and not dry_run:
-        write_contact_sheet(summary.jobs, contact_sheet)
     sys.exit(130 if summary.interrupted else 1 if summary.count("failed") else 0)  # 130: stopped by a signal
 
 
@@ -121,17 +129,6 @@ def flag_names():
     except OptionError as e:
         flags = [FLAGS.get(name, f"--{name.replace('_', '-')}") for name in e.options]
         raise click.UsageError(f"{', '.join(flags)}: {e.reason}" if flags else e.reason) from None
-
-
-def write_contact_sheet(jobs, path: Path, limit: int = 24) -> None:
-    from .images import load_image
-    from .sheet import contact_sheet
-
-    pairs = [(j.src, j.dst) for j in jobs if j.status in ("done", "skipped")][:limit]
-    rows = [[load_image(src, 512), load_image(dst, 512)] for src, dst in pairs]
-    if rows:
-        contact_sheet(rows, path, labels=[src.name for src, _ in pairs], column_titles=["input", "output"])
-        click.echo(f"contact sheet: {path}")
 
 
 @main.command()
@@ -154,11 +151,13 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
     import dataclasses
     import time
 
+    from .fileio import check_writable
     from .gatys import GatysConfig
     from .images import check_output_path, load_image, save_image
     from .methods import GatysRunner
 
     check_output_path(output)  # before minutes of work, not after
+    check_writable(output, folder=False)
     if output.resolve() in (content.resolve(), style.resolve()):
         raise click.UsageError(f"-o {output} would overwrite an input")
     overrides = {k: v for k, v in dict(style_weight=style_weight, content_weight=content_weight,
@@ -205,6 +204,9 @@ def export_(methods_, styles, model, vgg, fp16, engine, min_shape, opt_shape, ma
     from export import pipeline, validate
     from export.engine import Profile, parse_shape
 
+    from .fileio import check_writable
+
+    check_writable(output)
     profile = None
     if engine:
         try:
@@ -461,6 +463,8 @@ def info():
 
     click.echo(f"transformer networks ({TRANSFORMERS}): {', '.join(bundled_transformers()) or 'none'}")
     click.echo(f"style presets ({styles.PRESETS}): {', '.join(styles.preset_names()) or 'none'}")
+    mine = styles.user_presets()
+    click.echo(f"your presets ({mine}): {', '.join(styles.preset_names(mine)) or 'none'}")
 
 
 @main.group()
@@ -545,30 +549,31 @@ def train_transformer(config_file, fresh, **flags):
 @main.command()
 @click.argument("styles_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write NAME.safetensors (default: the bundled presets folder).")
+              help="Where to write NAME.safetensors (default: the user presets folder, see `nst-fast info`).")
 @click.option("--vgg", type=click.Path(dir_okay=False))
 def presets(styles_dir, output, vgg):
-    """Compute AdaIN style presets (relu4_1 statistics) for every image in STYLES_DIR."""
+    """Compute AdaIN style presets (relu4_1 statistics) for every image in STYLES_DIR (recursively).
+    `run -s NAME` finds them by name in the user presets folder; with -o, pass `-s DIR/NAME.safetensors`.
+    Exit status: 0 all made, 1 some images could not be read (each named), 2 usage error."""
     from . import styles
-    from .images import image_files
     from .stylizers import StyleEncoder
     from .weights import vgg_weights
 
     weights = vgg_weights(vgg)
     encoder = StyleEncoder(weights.build("relu4_1"))
-    output = output or styles.PRESETS
-    output.mkdir(parents=True, exist_ok=True)
-    for path in image_files(styles_dir, recursive=False):
-        style = styles.resolve_style(str(path), encoder, weights.encoder_id)
-        styles.save_preset(output / f"{path.stem}.safetensors", style, weights.encoder_id, path.name)
-        click.echo(f"{output / path.stem}.safetensors")
+    failed = styles.make_presets(styles_dir, output, encoder, weights.encoder_id,
+                                  lambda line: click.echo(line, err=line.startswith("error:")))
+    sys.exit(1 if failed else 0)
 
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def samples(directory):
     """Write the sample photos that scikit-image ships into DIRECTORY (for a first run)."""
+    from .fileio import check_writable
     from .images import save_image
+
+    check_writable(directory)
 
     try:
         from skimage import data

@@ -33,7 +33,7 @@ class Delegate(Runner):
 
     def __init__(self, inner: Runner, extra_inputs: ExtraInputs | None = None):
         super().__init__(extra_inputs or inner.extra_inputs)
-        self.inner, self.name = inner, inner.name
+        self.inner, self.name, self.half = inner, inner.name, inner.half
 
     def activate(self):
         self.inner.activate()
@@ -218,10 +218,13 @@ def make_runner(graph: Graph, backend: Backend, extra_inputs: ExtraInputs | None
     if backend.kind == "onnxruntime":
         from .runners.onnxruntime_runner import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(path, backend.device, extra_inputs=extra_inputs)
-    from .runners.tensorrt_runner import TensorRTRunner
+        runner = OnnxRuntimeRunner(path, backend.device, extra_inputs=extra_inputs)
+    else:
+        from .runners.tensorrt_runner import TensorRTRunner
 
-    return TensorRTRunner(path, extra_inputs=extra_inputs)
+        runner = TensorRTRunner(path, extra_inputs=extra_inputs)
+    runner.half = backend.half
+    return runner
 
 
 def adain_runner(styles: list[str | np.ndarray], style_weights: list[float] | None = None, alpha: float = 1.0,
@@ -286,10 +289,10 @@ class GatysRunner(Runner):
     def __init__(self, style: str | np.ndarray, config, vgg: str | None = None, device: str = "auto",
                  progress: bool = True):
         """`style`: an image file, or uint8 H x W x 3 pixels."""
-        from .images import load_image
+        from .styles import load_style_image
 
         super().__init__()
-        self.style_image = style if isinstance(style, np.ndarray) else load_image(style)
+        self.style_image = style if isinstance(style, np.ndarray) else load_style_image(style)
         self.config, self.progress = config, progress
         self.device, self.vgg_source = resolve_device(device), vgg
 
@@ -308,7 +311,9 @@ class GatysRunner(Runner):
             scale = max(photo.shape[:2]) / max(self.style.shape[-2:])
             size = [max(1, round(d * scale)) for d in self.style.shape[-2:]]
             style = torch.nn.functional.interpolate(self.style, size=size, mode="bilinear", antialias=True)
-            with tqdm(total=self.config.steps, desc="gatys", unit="step", leave=False, disable=not self.progress) as bar:
+            # disable=None: a bar on a terminal, none in logs and pipes
+            with tqdm(total=self.config.steps, desc="gatys", unit="step", leave=False,
+                      disable=None if self.progress else True) as bar:
                 result, _ = stylize(content, style, self.vgg, self.config, progress=lambda *a: bar.update(1))
             out.append(to_uint8(result).cpu().numpy()[0])
         return {"stylized": np.stack(out)}

@@ -48,9 +48,9 @@ def test_pil_in_pil_out_and_array_in_array_out(stylizer):
 
 
 def test_max_size_and_tiles(vgg_weights):
-    with nst_fast.Stylizer("starry_night", max_size=80, tile_size=64, **CPU) as s:
-        out = s.stylize(photo(100, 160))
-        assert out.shape == (50, 80, 3)  # downscaled to max_size, then through 2 tiles
+    with nst_fast.Stylizer("starry_night", max_size=320, tile_size=256, **CPU) as s:
+        out = s.stylize(photo(250, 400))
+        assert out.shape == (200, 320, 3)  # downscaled to max_size, then through 2 tiles
 
 
 def test_a_batch_of_mixed_sizes_equals_one_by_one(stylizer):
