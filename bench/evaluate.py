@@ -81,19 +81,18 @@ def method_source(setup: Setup, method: str, style: str) -> dict:
 
 
 def make_runner(setup: Setup, method: str, style: str, backend: Backend = REFERENCE):
-    """The method's runner for one style, or None where the method has no model for it."""
-    from export.cache import graph_locator
-    from nst_fast import methods
-    from nst_fast.gatys import GatysConfig
+    """The method's Stylizer for one style (untiled, at the photos' size), or None where the method
+    has no model for it."""
+    from nst_fast.api import Stylizer
 
-    path = style_files(setup.styles_dir)[style]
-    locate = graph_locator(progress=False) if backend.needs_onnx else None
     if method == "gatys":
-        return methods.GatysRunner(str(path), GatysConfig(steps=setup.gatys_steps), progress=False)
+        return Stylizer(style_files(setup.styles_dir)[style], method="gatys", steps=setup.gatys_steps, tile_size=0)
+    engine = dict(backend=backend.kind, device=backend.device, precision="fp16" if backend.half else "fp32",
+                  tile_size=0)
     if method == "adain":
-        return methods.adain_runner([str(path)], backend=backend, graph_file=locate)
+        return Stylizer(style_files(setup.styles_dir)[style], **engine)
     model = transformer_file(setup, style)
-    return None if model is None else methods.transformer_runner(style, str(model), backend=backend, graph_file=locate)
+    return None if model is None else Stylizer(style, method="transformer", model=model, **engine)
 
 
 class OutputStore:

@@ -45,9 +45,11 @@ def backends_here(device: str) -> list[tuple[str, str, str]]:
 
 
 def plan(methods: list[str], sizes: list[int], batch: int, photos: list[str], style: str, device: str,
-         model: str | None, runner_images: int, gatys_steps: int, min_seconds: float) -> list[dict]:
+         model: str | None, runner_images: int, gatys_steps: int, min_seconds: float,
+         masks: bool = False) -> list[dict]:
     """Worker specs: Gatys once per size, every other method on every backend; the backend `run`
-    would pick (the first) also end to end through the batch runner on `runner_images` files."""
+    would pick (the first) also end to end through the batch runner on `runner_images` files;
+    with `masks`, AdaIN on every backend also with two styles painted by a half mask."""
     found = backends_here(device)
     if not found:
         raise NSTError(f"no backend runs on --device {device} here (see nst-fast info)")
@@ -64,6 +66,8 @@ def plan(methods: list[str], sizes: list[int], batch: int, photos: list[str], st
                                 photos, style if method == "adain" else "starry_night",
                                 model if method == "transformer" else None, min_seconds=min_seconds, precision=precision)
                 specs.append({**asdict(config), "runner_images": runner_images if end_to_end else 0})
+                if masks and method == "adain":
+                    specs.append({**asdict(config), "mode": "engine", "masked": True, "runner_images": 0})
     return specs
 
 

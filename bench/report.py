@@ -13,7 +13,8 @@ def label(r: dict) -> str:
     if c["method"] == "gatys":
         return f"gatys ({c['gatys_steps']} L-BFGS steps, torch {c['device']})"
     precision = c.get("precision") or ("fp16" if c["half"] else "fp32")
-    return f"{c['method']} {c['backend']}-{c['device']} {precision} b{c['batch']}"
+    masked = " masked (2 styles)" if c.get("masked") else ""
+    return f"{c['method']}{masked} {c['backend']}-{c['device']} {precision} b{c['batch']}"
 
 
 def table(report: dict) -> str:

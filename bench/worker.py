@@ -19,6 +19,8 @@ import torch
 
 from bench.flops import conv_flops
 
+SECOND_STYLE = "the_scream"
+
 
 @dataclass
 class Config:
@@ -37,13 +39,15 @@ class Config:
     min_batches: int = 5  # ...and at least this many
     threads: int | None = None
     precision: str = ""  # fp32 | fp16 | bf16 | int8; '' means by `half`
+    masked: bool = False  # AdaIN: `style` and SECOND_STYLE painted by a half mask (two graph passes)
 
     def __post_init__(self):
         self.precision = self.precision or ("fp16" if self.half else "fp32")
 
     @property
     def name(self) -> str:
-        return f"{self.method} {self.backend}-{self.device} {self.precision} {self.size}px b{self.batch} {self.mode}"
+        masked = " masked" if self.masked else ""
+        return f"{self.method}{masked} {self.backend}-{self.device} {self.precision} {self.size}px b{self.batch} {self.mode}"
 
 
 def fitted(config: Config, count: int) -> np.ndarray:
@@ -70,6 +74,10 @@ def build_runner(config: Config):
 
         shape = (config.batch, config.size, config.size)
         locate = graph_locator(engine_profile=Profile(shape, shape, shape), progress=False)
+    if config.method == "adain" and config.masked:
+        mask = np.zeros((8, 8), np.float32)
+        mask[:, :4] = 1
+        return methods.adain_runner([config.style, SECOND_STYLE], backend=backend, graph_file=locate, masks=[mask])
     if config.method == "adain":
         return methods.adain_runner([config.style], backend=backend, graph_file=locate)
     return methods.transformer_runner(config.style, config.model, backend=backend, graph_file=locate)
@@ -87,8 +95,10 @@ def flops_per_image(config: Config, runner) -> float:
     from nst_fast.graphs import adain_graphs, transformer_graph
 
     if config.method == "adain":
-        module = adain_graphs()[1].module
-        return float(conv_flops(module, x, torch.zeros(1, 512), torch.ones(1, 512), torch.ones(1)))
+        encoder, stylizer = (graph.module for graph in adain_graphs())
+        flops = float(conv_flops(stylizer, x, torch.zeros(1, 512), torch.ones(1, 512), torch.ones(1)))
+        # masked: the graph once per style, and the encoder once more for the regions' statistics
+        return 2 * flops + float(conv_flops(encoder, x)) if config.masked else flops
     return float(conv_flops(transformer_graph(config.style, config.model).module, x, torch.ones(1)))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -89,6 +90,9 @@ def cached_onnx(graph: Graph, precision: str, root: Path | None = None, progress
     found = _intact(directory, graph, precision, backend)
     if found:
         return found
+    if progress:  # a bar shows only on a terminal; a log should still say where the seconds went
+        print(f"exporting the {graph.name} graph ({precision}, {backend}) for first use, checked against torch, "
+              f"into {directory}", file=sys.stderr)
     photos = sample_photos() if precision == "int8" else []
     plan = Plan(images=photos + validate.extreme_images(96), sizes=validate.QUICK_SIZES, fp16_storage=False)
     entry = export_validated(graph, precision, directory, plan, default_style(graph, None), progress, backend, photos)

@@ -193,6 +193,11 @@ class StatsCheck:
 MAX_STATS_ERROR = {"fp32": 1e-3, "fp16": 2e-2}
 
 
+def check_line(check: dict) -> str:
+    """The line of a check as stored in a manifest (a dict of Check or StatsCheck)."""
+    return (StatsCheck if "rel_error" in check else Check)(**check).line()
+
+
 def statistics_checks(precision: str, reference: torch.nn.Module, session, images, sizes, progress=None) -> list[StatsCheck]:
     checks = []
     for name, image in images:

@@ -5,6 +5,8 @@ of VGG activations overflow half precision.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -41,15 +43,32 @@ def mix_statistics(stats: list[tuple[torch.Tensor, torch.Tensor]], weights: list
     return mean, std
 
 
-def pooled_statistics(stats: list[tuple[torch.Tensor, torch.Tensor]], sizes: list[int]):
-    """Channel (mean, std) of several feature maps taken together, from each one's (mean, std) and
-    its number of positions: the statistics of a whole image from those of its tiles."""
-    w = torch.tensor(sizes, dtype=torch.float64)
-    w = (w / w.sum()).reshape(-1, *[1] * stats[0][0].dim())
-    means = torch.stack([m.double() for m, _ in stats])
-    squares = torch.stack([s.double() ** 2 + m.double() ** 2 for m, s in stats])  # E[x^2] (+ eps) per map
-    mean = (w * means).sum(0)
-    return mean.float(), ((w * squares).sum(0) - mean ** 2).clamp_min(EPS).sqrt().float()
+@dataclass
+class Moments:
+    """Weighted sums over positions, per channel, in FP64: sum of w, of w x and of w x^2. The sums
+    of several feature maps (the tiles of an image) add up, and give the statistics of them taken
+    together; weights that are a mask give a region's statistics."""
+
+    weight: torch.Tensor  # ... x 1
+    first: torch.Tensor  # ... x C
+    second: torch.Tensor  # ... x C
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(self.weight + other.weight, self.first + other.first, self.second + other.second)
+
+    def statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) in FP32, std with EPS as mean_std() has it."""
+        weight = self.weight.clamp_min(1e-12)
+        mean = self.first / weight
+        var = (self.second / weight - mean ** 2).clamp_min(0)
+        return mean.float(), (var + EPS).sqrt().float()
+
+
+def moments(feat: torch.Tensor, weights: torch.Tensor) -> Moments:
+    """Moments of N x C x H x W features under N x K x H x W weights: shaped N x K x (1 or C)."""
+    f, w = feat.double(), weights.double()
+    return Moments(w.sum(dim=(2, 3))[..., None], torch.einsum("nkhw,nchw->nkc", w, f),
+                   torch.einsum("nkhw,nchw->nkc", w, f * f))
 
 
 def statistics_for_tile(style_mean, style_std, tile_mean, tile_std, image_mean, image_std):

@@ -14,7 +14,7 @@ import importlib.util
 from dataclasses import dataclass
 from functools import cache
 
-from .errors import NSTError
+from .errors import BackendError, NSTError
 
 PRECISIONS = ["auto", "fp32", "fp16", "bf16", "int8"]
 
@@ -143,7 +143,7 @@ def choose(backend: str = "auto", device: str = "auto", half: bool | None = None
             continue
         return Backend(kind, dev, auto_precision(kind, dev)[0] if precision == "auto" else precision), passed_over
     why = "; ".join(passed_over) or f"{backend} does not run on the {device.upper() if device == 'cuda' else 'CPU'}"
-    raise NSTError(f"--backend {backend} --device {device} --precision {precision} is not available here: {why}")
+    raise BackendError(f"--backend {backend} --device {device} --precision {precision} is not available here: {why}")
 
 
 def explain(backend: Backend) -> str:

@@ -22,12 +22,15 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from .errors import ImageError
-from .fileio import atomic_path, remove_stale_parts
+from .errors import ImageError, NSTError
+from .fileio import atomic_path, check_writable, remove_stale_parts
 from .images import (
-    IMAGE_EXTENSIONS, check_image, crop_to, decode_image, output_suffix, pad_to_multiple, save_image,
+    IMAGE_EXTENSIONS, check_image, check_output_path, crop_to, decode_image, output_suffix, pad_to_multiple,
+    save_image,
 )
+from . import interrupts
 from .interrupts import sigterm_as_interrupt
+from .manifest import MANIFEST, is_output_folder
 from .runners import Runner
 from .runners.base import NonFiniteOutput
 from .tiling import Grid, needs_tiles, runner_for_tiles
@@ -70,12 +73,16 @@ class Summary:
 
 
 def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool = False) -> list[Job]:
-    """One job per input image. Folders are walked recursively and mirrored under `out`; the output
-    folder itself is never walked. Existing outputs are 'skipped' unless `overwrite`."""
+    """One job per input image. The layout rule, the same however many paths are given: a file goes
+    to `out`/its name, a folder's tree is mirrored directly under `out` (its contents, not the
+    folder itself), so adding a path never moves the outputs of the others; two inputs that would
+    get the same output fail as a collision. The output folder itself is never walked. Existing
+    outputs are 'skipped' unless `overwrite`."""
     out = out.resolve()
-    # With several folders, each gets its own subfolder so equal names in them do not collide.
-    found = [(src, Path(root.name) / rel if len(paths) > 1 and root.is_dir() else rel)
-             for root in paths for src, rel in _walk(root, out)]
+    found = [found for root in paths for found in _walk(root, out)]
+    if not found:
+        raise NSTError(f"no images found in {', '.join(printable(str(p)) for p in paths)} "
+                       f"(looked for {' '.join(sorted(IMAGE_EXTENSIONS))})")
     resolved = [_real(src) for src, _ in found]
     inputs = set(resolved)
     jobs, owners, seen = [], {}, set()
@@ -88,12 +95,27 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
         if _real(dst) in inputs:  # e.g. -o the input folder, or --format png beside an input .png
             job.status, job.error = "failed", f"{src}: output {dst} would overwrite an input; choose another -o"
         elif dst in owners:
-            job.status, job.error = "failed", f"{src}: output {dst} collides with that of {owners[dst]}"
+            job.status, job.error = "failed", (f"{src}: output {dst} collides with that of {owners[dst]} "
+                                               "(folders' contents all go directly under -o: run them "
+                                               "with separate -o)")
         elif dst.exists() and not overwrite:
             job.status = "skipped"
         owners.setdefault(dst, src)
         jobs.append(job)
     return jobs
+
+
+def check_output_places(out: Path, report: Path | None = None, contact_sheet: Path | None = None) -> None:
+    """Before any work (a dry run too): every place the run will write can be written."""
+    if out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
+        raise NSTError(f"-o {out}: -o is the folder the outputs go into, under their own names; "
+                       f"give a folder, e.g. -o {out.with_suffix('')}")
+    check_writable(out)
+    if report:
+        check_writable(report, folder=False)
+    if contact_sheet:
+        check_output_path(contact_sheet)
+        check_writable(contact_sheet, folder=False)
 
 
 def _real(path: Path) -> Path:
@@ -104,17 +126,27 @@ def _real(path: Path) -> Path:
 
 
 def _walk(root: Path, out: Path):
-    """(file, path relative to the output folder) for every image under `root`, sorted."""
+    """(file, path relative to the output folder) for every image under `root`, sorted. Subfolders
+    holding an nst-fast manifest are earlier outputs, not inputs: skipped, with a line each."""
     if not root.is_dir():
         yield root, Path(root.name)
         return
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if _real(here / d) != out and not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if _real(here / d) != out and not d.startswith(".")
+                             and not _earlier_output(here / d))
         for name in sorted(filenames):
             path = here / name
             if path.suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
                 yield path, path.relative_to(root)
+
+
+def _earlier_output(folder: Path) -> bool:
+    if not is_output_folder(folder):
+        return False
+    print(printable(f"note: not walking {folder}: it holds the outputs of an earlier run ({MANIFEST})"),
+          file=sys.stderr)
+    return True
 
 
 def bounded_map(pool: ThreadPoolExecutor, fn, items, ahead: int):
@@ -139,7 +171,8 @@ def one_line(text) -> str:
 
 def reason(e: Exception) -> str:
     if isinstance(e, NonFiniteOutput):  # its own message counts items of a batch, not this file
-        return "NaN or inf in the stylised output (overflow in reduced precision? try --fp32)"
+        hint = "overflow in FP16? try --fp32" if e.half else "in FP32: the weights or the input are at fault"
+        return f"NaN or inf in the stylised output ({hint})"
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
@@ -158,12 +191,21 @@ def infer_each(infer: Callable[[list[int]], np.ndarray], indices: list[int]) -> 
     return [error if i in bad else infer_each(infer, [i])[0] for i in indices]
 
 
-def stylize_tiled(runner: Runner, image: np.ndarray, tile_size: int, batch_size: int) -> tuple[np.ndarray, int]:
+def infer_batch(runner: Runner, images: list[np.ndarray], sizes: list[tuple[int, int]]) -> np.ndarray:
+    """Padded images of one shape through `runner` in one call. `sizes`: each one's (h, w) before
+    padding, for a runner whose work depends on it (`for_sizes(sizes)`: masks are resized to it)."""
+    hook = getattr(runner, "for_sizes", None)
+    return (hook(sizes) if hook else runner).infer(np.stack(images))
+
+
+def stylize_tiled(runner: Runner, image: np.ndarray, tile_size: int, batch_size: int,
+                  size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
     """A padded image larger than `tile_size` through `runner` as overlapping tiles, `batch_size` at
-    a time, blended back (tiling.py); also the number of tiles. Raises the first tile's error."""
+    a time, blended back (tiling.py); also the number of tiles. `size`: its (h, w) before padding.
+    Raises the first tile's error."""
     grid = Grid(*image.shape[:2], tile_size)
     tiles = grid.tiles(image)
-    runner_for = runner_for_tiles(runner, image, tiles)
+    runner_for = runner_for_tiles(runner, image, grid, size or image.shape[:2])
 
     def infer(indices):
         return runner_for(indices).infer(np.stack([tiles[i] for i in indices]))
@@ -244,7 +286,8 @@ class Pipeline:
     def flush(self, shape) -> None:
         items = self.buckets.pop(shape)
         del self.since[shape]
-        infer = lambda indices: self.runner.infer(np.stack([items[i].image for i in indices]))  # noqa: E731
+        infer = lambda indices: infer_batch(self.runner, [items[i].image for i in indices],  # noqa: E731
+                                            [items[i].size for i in indices])
         for item, out in zip(items, infer_each(infer, list(range(len(items))))):
             if isinstance(out, Exception):
                 self.fail(item.job, f"{item.job.src}: stylisation failed ({reason(out)})", item.start)
@@ -257,7 +300,7 @@ class Pipeline:
 
     def run_tiled(self, item: Item) -> None:
         try:
-            out, tiles = stylize_tiled(self.runner, item.image, self.tile_size, self.batch_size)
+            out, tiles = stylize_tiled(self.runner, item.image, self.tile_size, self.batch_size, item.size)
         except Exception as e:  # the image fails, the run goes on
             return self.fail(item.job, f"{item.job.src}: stylisation failed ({reason(e)})", item.start)
         item.job.note = "; ".join(filter(None, [item.job.note, f"{tiles} tiles"]))
@@ -284,11 +327,13 @@ def done_line(job: Job) -> str:
 
 def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | None = None,
         quality: int = 95, workers: int = 2, progress: bool = True, *, tile_size: int = TILE_SIZE,
-        keep_exif: bool = False, verbose: bool = False, flush_after: float = FLUSH_AFTER) -> Summary:
+        keep_exif: bool = False, verbose: bool = False, flush_after: float = FLUSH_AFTER,
+        started: float | None = None) -> Summary:
     """Stylise every pending job. Images whose padded side exceeds `tile_size` (0: never) go
     through in tiles; `keep_exif` carries EXIF (orientation 1) and an RGB ICC profile into the
     outputs (otherwise inputs are converted to sRGB); `verbose` prints a line per finished file;
-    a part-filled batch runs after `flush_after` seconds."""
+    a part-filled batch runs after `flush_after` seconds. The summary's time counts from `started`
+    (time.perf_counter(), e.g. when the command began, so loading and exporting count), else now."""
     summary = Summary(jobs)
     for job in jobs:
         if job.status == "failed":  # refused while planning (collision, would overwrite an input)
@@ -298,7 +343,7 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
     todo = [j for j in jobs if j.status == "pending"]
     for folder in {j.dst.parent for j in todo if j.dst.parent.is_dir()}:
         remove_stale_parts(folder)  # left by a run that was killed mid-write
-    start = time.perf_counter()
+    start = started if started is not None else time.perf_counter()
     # disable=None: a bar on a terminal, none in logs and pipes
     bar = tqdm(total=len(todo), unit="img", desc="stylising", disable=None if progress else True)
 
@@ -334,6 +379,19 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
     bar.close()
     summary.wall = time.perf_counter() - start
     return summary
+
+
+def summary_on_interrupt(jobs: list[Job], report: Path | None = None) -> None:
+    """From now until the command ends, an interrupt outside run()'s own handling (while weights
+    load or graphs export, or a second Ctrl-C) still prints the summary and writes the report."""
+    begun = interrupts.started() or time.perf_counter()
+
+    def summary() -> str:
+        summary = Summary(jobs, time.perf_counter() - begun, interrupted=True)
+        if report:
+            write_report(summary, report)
+        return summary.line()
+    interrupts.on_interrupt(summary)
 
 
 def dry_run(jobs: list[Job], workers: int = 2) -> Summary:

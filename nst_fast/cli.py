@@ -2,12 +2,14 @@
 is instant and the CPU path never touches the GPU stack."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import sys
 from pathlib import Path
 
 import click
 
-from .backends import PRECISIONS
+from .backends import PRECISIONS, resolve_precision
 from .errors import NSTError
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
@@ -17,13 +19,22 @@ SAMPLE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field"
 
 
 class Group(click.Group):
-    """Our errors are one line naming the file, never a traceback; usage errors exit 2 (click's)."""
+    """Our errors are one line naming the file, never a traceback; usage errors exit 2 (click's);
+    an interrupt exits 130 with the command's summary."""
 
     def invoke(self, ctx):
+        from .interrupts import stopping_cleanly
+
         try:
-            return super().invoke(ctx)
+            with stopping_cleanly(lambda line: click.echo(line, err=True)):  # Ctrl-C, SIGTERM: 130
+                return super().invoke(ctx)
         except NSTError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except OSError as e:  # a full disk, a folder gone mid-run: one line, not a traceback
+            if e.errno == errno.EPIPE:
+                raise  # click's own handling of a closed pipe
+            click.echo(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", err=True)
             sys.exit(2)
 
 
@@ -40,9 +51,13 @@ def main():
               help="Style image or preset name (see `nst-fast info`); repeat to mix styles.")
 @click.option("--style-weight", "style_weights", multiple=True, type=float,
               help="Weight of each --style when mixing (default: equal).")
+@click.option("--mask", "masks", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="With several --style: the white of this image paints the first style, the rest the next "
+                   "(one --mask per --style but the last; resized to each photo; grey levels blend).")
 @click.option("--method", "-m", type=click.Choice(["adain", "transformer", "gatys"]), default="adain",
               show_default=True)
-@click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Style strength.")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Style strength: the full-strength output blended with the photo (0: the photo).")
 @click.option("--preserve-color", is_flag=True, help="Keep the photo's colours.")
 @click.option("--max-size", type=click.IntRange(16), default=1024, show_default=True,
               help="Downscale so the long side is at most this many pixels (never upscales).")
@@ -65,7 +80,8 @@ def main():
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Decode/encode threads.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), help="Also write a grid of inputs and outputs.")
 @click.option("--tile-size", type=click.IntRange(0), default=1024, show_default=True,
-              help="Images with a longer side go through in overlapping tiles of this many pixels (0: never tile).")
+              help="Images with a longer side go through in overlapping tiles of this many pixels (0: never tile; "
+                   "else at least 256, tiling.MIN_TILE).")
 @click.option("--keep-exif", is_flag=True,
               help="Copy EXIF (orientation set to 1) and an RGB ICC profile into the outputs "
                    "(default: convert inputs with an ICC profile to sRGB and write neither).")
@@ -76,112 +92,47 @@ def main():
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
               show_default=True)
-def run(paths, styles, style_weights, method, alpha, preserve_color, max_size, batch_size, backend, device, precision,
-        half, graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif, report,
+def run(paths, styles, style_weights, masks, method, alpha, preserve_color, max_size, batch_size, backend, device,
+        precision, half, graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif,
+        report,
         dry_run, verbose, quiet, output):
     """Stylise image files and folders (recursively) into OUTPUT, mirroring the folder tree.
 
-    Existing outputs are skipped, so a rerun finishes an interrupted run. Exit status: 0 all done,
-    1 some files failed (or, with --dry-run, would fail), 2 usage error.
+    Existing outputs are skipped, so a rerun finishes an interrupted run; OUTPUT/nst-fast.json records
+    the settings, and a run with others into it stops unless --overwrite. Exit status: 0 all done,
+    1 some files failed (or, with --dry-run, would fail), 2 usage error, 130 interrupted (Ctrl-C or
+    SIGTERM, at any moment: the summary says how many files were not started).
     """
-    from . import backends, batch, methods
+    from .api import run_folder
 
-    if style_weights and len(style_weights) != len(styles):
-        raise click.UsageError(f"{len(style_weights)} --style-weight for {len(styles)} --style")
-    if style_weights and (min(style_weights) < 0 or sum(style_weights) <= 0):
-        raise click.BadParameter("weights must be non-negative and not all zero", param_hint="--style-weight")
-    if method != "adain" and len(styles) > 1:
-        raise click.UsageError(f"--method {method} takes one --style")
-    if method == "gatys":
-        unused = [name for name, given in [("--alpha", alpha != 1.0), ("--preserve-color", preserve_color),
-                                           ("--fp16", half), ("--precision", precision != "auto"),
-                                           ("--model", model), ("--graphs", graphs),
-                                           ("--backend", backend not in ("auto", "torch"))] if given]
-        if unused:
-            raise click.UsageError(f"--method gatys does not use {', '.join(unused)}")
-        if not Path(styles[0]).is_file():
-            raise click.UsageError(f"--method gatys needs a style image file, not {styles[0]!r}")
-    if contact_sheet:
-        from .images import check_output_path
-
-        check_output_path(contact_sheet)
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other")
-    if 0 < tile_size < 64:
-        raise click.BadParameter(f"{tile_size}: use 0 (no tiling) or at least 64", param_hint="--tile-size")
-    if method == "gatys":
-        tile_size = 0  # an optimisation per tile would be minutes each, and would not match at the seams
-    check_styles(method, styles, model)
-    jobs = batch.plan(list(paths), output, fmt, overwrite)
-    if dry_run:  # before any weights are loaded or graphs exported
-        summary = batch.dry_run(jobs, workers)
-        click.echo(summary.line())
-        sys.exit(1 if summary.count("failed") else 0)
-    if method != "gatys":
-        engine, passed_over = backends.choose(backend, device, half, precision)
-        if not quiet:
-            click.echo(f"backend: {engine}" + (f" (passed over: {'; '.join(passed_over)})" if passed_over else ""),
-                       err=True)
-        side = min(max_size, tile_size) if tile_size else max_size  # the largest image or tile the engine gets
-        if graphs and not engine.needs_onnx:
-            raise click.UsageError(f"--graphs is for the onnxruntime and TensorRT backends, not {engine}")
-        locate = graph_locator(graphs, batch_size, side, engine.kind == "tensorrt", not quiet) \
-            if engine.needs_onnx else None
-    if method == "adain":
-        runner = methods.adain_runner(list(styles), list(style_weights) or None, alpha, preserve_color,
-                                      model, vgg, engine, locate)
-    elif method == "transformer":
-        runner = methods.transformer_runner(styles[0], model, alpha, preserve_color, engine, locate)
-    else:
-        from .gatys import GatysConfig
-
-        runner = methods.GatysRunner(styles[0], GatysConfig(steps=steps), vgg, device, progress=not quiet)
-        batch_size = 1
-    summary = batch.run(jobs, runner, batch_size, max_size, quality, workers, progress=not quiet,
-                        tile_size=tile_size, keep_exif=keep_exif, verbose=verbose)
-    click.echo(summary.line(), err=quiet)
-    if report:
-        batch.write_report(summary, report)
-    if contact_sheet:
-        write_contact_sheet(summary.jobs, contact_sheet)
+    with flag_names():
+        precision = resolve_precision(precision, half)
+        summary = run_folder(list(paths), output, list(styles), format=fmt, quality=quality, overwrite=overwrite,
+                             workers=workers, keep_exif=keep_exif, report=report, contact_sheet=contact_sheet,
+                             dry_run=dry_run, verbose=verbose, progress=not quiet, method=method, alpha=alpha,
+                             style_weights=list(style_weights) or None, masks=list(masks) or None,
+                             preserve_color=preserve_color, model=model,
+                             vgg=vgg, backend=backend, device=device, precision=precision, max_size=max_size,
+                             tile_size=tile_size, batch_size=batch_size, graphs=graphs, steps=steps)
+    click.echo(summary.line(), err=quiet and not dry_run)
     sys.exit(130 if summary.interrupted else 1 if summary.count("failed") else 0)  # 130: stopped by a signal
 
 
-def check_styles(method: str, styles, model) -> None:
-    """Every style names a file or a bundled preset / network, before any work starts."""
-    from .graphs import transformer_path
-    from .styles import PRESETS, preset_names
-
-    if method == "transformer":
-        transformer_path(styles[0], model)
-    elif method == "adain":
-        for spec in styles:
-            if not Path(spec).is_file() and not (PRESETS / f"{spec}.safetensors").is_file():
-                raise NSTError(f"{spec}: no such style image or preset (presets: {', '.join(preset_names())})")
+FLAGS = {"style_weights": "--style-weight", "masks": "--mask"}
 
 
-def graph_locator(graphs: Path | None, batch_size: int, max_size: int, tensorrt: bool, progress: bool):
-    """Exported graphs (and TensorRT engines with a profile that fits this run's batches)."""
-    from export.cache import graph_locator as locate
+@contextlib.contextmanager
+def flag_names():
+    """The API's OptionError as a usage error (exit 2) naming the command line's flags."""
+    from .errors import OptionError
 
-    if not tensorrt:
-        return locate(graphs, progress=progress)
-    from export.engine import Profile
-
-    side = -(-max_size // 8) * 8
-    return locate(graphs, Profile(min=(1, 16, 16), opt=(batch_size, side, side), max=(batch_size, side, side)),
-                  progress)
-
-
-def write_contact_sheet(jobs, path: Path, limit: int = 24) -> None:
-    from .images import load_image
-    from .sheet import contact_sheet
-
-    pairs = [(j.src, j.dst) for j in jobs if j.status in ("done", "skipped")][:limit]
-    rows = [[load_image(src, 512), load_image(dst, 512)] for src, dst in pairs]
-    if rows:
-        contact_sheet(rows, path, labels=[src.name for src, _ in pairs], column_titles=["input", "output"])
-        click.echo(f"contact sheet: {path}")
+    try:
+        yield
+    except OptionError as e:
+        flags = [FLAGS.get(name, f"--{name.replace('_', '-')}") for name in e.options]
+        raise click.UsageError(f"{', '.join(flags)}: {e.reason}" if flags else e.reason) from None
 
 
 @main.command()
@@ -204,11 +155,13 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
     import dataclasses
     import time
 
+    from .fileio import check_writable
     from .gatys import GatysConfig
     from .images import check_output_path, load_image, save_image
     from .methods import GatysRunner
 
     check_output_path(output)  # before minutes of work, not after
+    check_writable(output, folder=False)
     if output.resolve() in (content.resolve(), style.resolve()):
         raise click.UsageError(f"-o {output} would overwrite an input")
     overrides = {k: v for k, v in dict(style_weight=style_weight, content_weight=content_weight,
@@ -260,6 +213,9 @@ def export_(methods_, styles, model, vgg, fp16, int8, calibration, engine, min_s
     from export import pipeline, validate
     from export.engine import Profile, parse_shape
 
+    from .fileio import check_writable
+
+    check_writable(output)
     profile = None
     if engine:
         try:
@@ -375,11 +331,12 @@ def sample_photos() -> list:
               help="Files for the end-to-end runner measurement of the default backend (0: skip).")
 @click.option("--min-seconds", type=float, default=10.0, show_default=True, help="Time each configuration this long.")
 @click.option("--quick", is_flag=True, help="Smoke run: 64 px, Gatys 3 steps, 8 runner files, 1 s per configuration.")
+@click.option("--masks", is_flag=True, help="Also time AdaIN with two styles painted by a half mask (run --mask).")
 @click.option("--label", help="Name in the result files (default: the host name).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("bench/results"),
               show_default=True)
 def bench(methods_, sizes, batch_size, device, images, style, style_image, model, gatys_steps, runner_images,
-          min_seconds, quick, label, output):
+          min_seconds, quick, masks, label, output):
     """Time every method on every backend here, with Gatys side by side, and write
     OUTPUT/<date>-<host>-<device>.{json,md,png}."""
     import tempfile
@@ -416,7 +373,7 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
         if "transformer" in methods_ and not model:
             model = untrained_transformer(Path(tmp))
         specs = harness.plan(methods_, side, batch_size, photos, style, device, model, runner_images, gatys_steps,
-                             min_seconds)
+                             min_seconds, masks)
         for spec in specs:
             if spec["method"] == "gatys":
                 spec["style"] = gatys_style
@@ -524,6 +481,8 @@ def info():
 
     click.echo(f"transformer networks ({TRANSFORMERS}): {', '.join(bundled_transformers()) or 'none'}")
     click.echo(f"style presets ({styles.PRESETS}): {', '.join(styles.preset_names()) or 'none'}")
+    mine = styles.user_presets()
+    click.echo(f"your presets ({mine}): {', '.join(styles.preset_names(mine)) or 'none'}")
 
 
 @main.group()
@@ -608,30 +567,31 @@ def train_transformer(config_file, fresh, **flags):
 @main.command()
 @click.argument("styles_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write NAME.safetensors (default: the bundled presets folder).")
+              help="Where to write NAME.safetensors (default: the user presets folder, see `nst-fast info`).")
 @click.option("--vgg", type=click.Path(dir_okay=False))
 def presets(styles_dir, output, vgg):
-    """Compute AdaIN style presets (relu4_1 statistics) for every image in STYLES_DIR."""
+    """Compute AdaIN style presets (relu4_1 statistics) for every image in STYLES_DIR (recursively).
+    `run -s NAME` finds them by name in the user presets folder; with -o, pass `-s DIR/NAME.safetensors`.
+    Exit status: 0 all made, 1 some images could not be read (each named), 2 usage error."""
     from . import styles
-    from .images import image_files
     from .stylizers import StyleEncoder
     from .weights import vgg_weights
 
     weights = vgg_weights(vgg)
     encoder = StyleEncoder(weights.build("relu4_1"))
-    output = output or styles.PRESETS
-    output.mkdir(parents=True, exist_ok=True)
-    for path in image_files(styles_dir, recursive=False):
-        style = styles.resolve_style(str(path), encoder, weights.encoder_id)
-        styles.save_preset(output / f"{path.stem}.safetensors", style, weights.encoder_id, path.name)
-        click.echo(f"{output / path.stem}.safetensors")
+    failed = styles.make_presets(styles_dir, output, encoder, weights.encoder_id,
+                                  lambda line: click.echo(line, err=line.startswith("error:")))
+    sys.exit(1 if failed else 0)
 
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def samples(directory):
     """Write the sample photos that scikit-image ships into DIRECTORY (for a first run)."""
+    from .fileio import check_writable
     from .images import save_image
+
+    check_writable(directory)
 
     try:
         from skimage import data

@@ -7,6 +7,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from .errors import NSTError
+
 
 def _current_umask() -> int:
     """The process umask, read without changing it where the OS allows.
@@ -73,3 +75,28 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process
         return True
     return True
+
+
+def check_writable(path: str | os.PathLike, folder: bool = True) -> None:
+    """Refuse an output place before any work is done for it: a folder (or, with `folder` False,
+    a file's folder) where we cannot create, write and remove a probe file. A folder that does not
+    exist yet is probed in its nearest existing parent, so nothing is created and nothing is left."""
+    path = Path(path)
+    try:
+        if folder and path.exists() and not path.is_dir():
+            raise NSTError(f"{path}: exists and is not a folder")
+        if not folder and path.is_dir():
+            raise NSTError(f"{path}: is a folder; give a file name")
+        where = path if folder else path.parent
+        while not where.exists():
+            where = where.parent
+        if not where.is_dir():
+            raise NSTError(f"{path}: cannot be created, {where} is a file")
+        fd, probe = tempfile.mkstemp(prefix=".nst-fast-probe.", dir=where)
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        raise NSTError(f"{path}: cannot write there ({e.strerror or type(e).__name__})") from None

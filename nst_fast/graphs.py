@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import NSTError
+from .errors import StyleError
 from .models import ASSETS, DEFAULT_DECODER, load_decoder, load_transformer
 from .stylizers import AdaINStylizer, StyleEncoder, TransformerStylizer
 from .weights import sha256_file, vgg_weights
@@ -42,7 +42,7 @@ def transformer_path(style: str, model: str | Path | None = None) -> Path:
         return Path(model)
     path = TRANSFORMERS / f"{style}.safetensors"
     if not path.is_file():
-        raise NSTError(f"no transformer network for style {style!r} (bundled: {', '.join(bundled_transformers()) or 'none yet'}); "
+        raise StyleError(f"no transformer network for style {style!r} (bundled: {', '.join(bundled_transformers()) or 'none yet'}); "
                        "pass one with --model FILE")
     return path
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .adain import mix_statistics, pooled_statistics, statistics_for_tile
+from .adain import Moments, mean_std, mix_statistics, moments, statistics_for_tile
 from .backends import Backend
 from .color import keep_luminance, match_color
 from .errors import NSTError
@@ -18,7 +18,7 @@ from .graphs import Graph, adain_graphs, transformer_graph
 from .runners import Runner
 from .runners.base import ExtraInputs
 from .runners.torch_runner import TorchRunner, resolve_device
-from .styles import Style, fit_style_image, image_statistics, resolve_style
+from .styles import Style, fit_style_image, resolve_style
 from .stylizers import from_uint8, to_uint8
 from .weights import vgg_weights
 
@@ -33,7 +33,7 @@ class Delegate(Runner):
 
     def __init__(self, inner: Runner, extra_inputs: ExtraInputs | None = None):
         super().__init__(extra_inputs or inner.extra_inputs)
-        self.inner, self.name = inner, inner.name
+        self.inner, self.name, self.half = inner, inner.name, inner.half
 
     def activate(self):
         self.inner.activate()
@@ -66,21 +66,47 @@ def adain_feeds(mean: torch.Tensor, std: torch.Tensor, alpha: np.ndarray) -> dic
     return {"style_mean": mean.numpy(), "style_std": std.numpy(), "alpha": alpha}
 
 
-class TiledAdaIN(Delegate):
-    """An AdaIN runner that stylises the tiles of a large image (tiling.py) with the content
-    statistics of the whole image. Inside the graph, AdaIN normalises each tile by the tile's own
-    statistics, so tiles would differ in tone; adain.statistics_for_tile turns that into the whole
-    image's normalisation through the style inputs, so every backend runs the unchanged graph.
+class Call(Runner):
+    """A runner whose batches go through `fn` (uint8 N x H x W x 3 -> same): what AdaINRegions
+    hands out for one batch of images or tiles."""
 
-    The whole image's statistics are pooled from its tiles' at full resolution: those of a
-    downscaled copy differ by 10-35 % (median over channels at 2-4x), which would change the style's
-    strength against an untiled run. Costs one more encoder pass per tile."""
+    def __init__(self, name: str, fn: Callable[[np.ndarray], np.ndarray]):
+        super().__init__()
+        self.name, self.fn = name, fn
 
-    def __init__(self, inner: Runner, encoder: torch.nn.Module, style: StyleStatistics, alpha: np.ndarray,
-                 device: str = "cpu"):
+    def execute(self, feeds):
+        return {"stylized": self.fn(feeds["images"])}
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        return self.fn(np.ascontiguousarray(images))
+
+
+class AdaINRegions(Delegate):
+    """An AdaIN runner that normalises by the right content statistics whatever it is given: the
+    whole image's for each tile of a large image (tiling.py), and each region's for the styles
+    painted by masks (masks.py; the AdaIN paper's Fig. 8).
+
+    Inside the graph, AdaIN normalises an image (or tile) by its own content statistics. AdaIN is
+    affine per channel, so adain.statistics_for_tile turns that into any other normalisation
+    through the style inputs, and every backend runs the unchanged graph. The statistics it needs
+    (a tile's, the whole image's, a region's) are taken here in torch from the relu4_1 features:
+    one more encoder pass per tile, or per image with masks. The whole image's are pooled from its
+    tiles at full resolution: those of a downscaled copy differ by 10-35 % (median over channels at
+    2-4x), which would change the style's strength against an untiled run.
+
+    With masks, the graph runs once per style that covers part of the image (with the style's
+    statistics and its region's content statistics: mask-weighted at the features' resolution),
+    and the outputs are blended by the masks at full resolution: equal to the paper's blend of
+    AdaIN features away from region edges, a cross-fade across soft ones. The cost is one
+    engine pass per style present (plus the encoder pass), instead of one."""
+
+    def __init__(self, inner: Runner, encoder: torch.nn.Module, styles: list[StyleStatistics], alpha: np.ndarray,
+                 masks: list[np.ndarray] = (), device: str = "cpu"):
         super().__init__(inner)
-        self.encoder, self.style, self.alpha = encoder, style, alpha
-        # torch computes the tiles' statistics; on the GPU when the engine runs there
+        if len(masks) != len(styles) - 1:
+            raise ValueError(f"{len(masks)} masks for {len(styles)} styles (want one per style but the last)")
+        self.encoder, self.styles, self.alpha, self.masks = encoder, styles, alpha, list(masks)
+        # torch computes the statistics; on the GPU when the engine runs there
         self.device = "cuda" if device == "cuda" and torch.cuda.is_available() else "cpu"
 
     def activate(self):
@@ -91,18 +117,95 @@ class TiledAdaIN(Delegate):
         super().close()
         self.encoder.to("cpu")
 
-    def for_tiles(self, image: np.ndarray, tiles: list[np.ndarray]):
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """Images taken to be unpadded (see for_sizes)."""
+        return self.for_sizes([images.shape[1:3]] * len(images)).infer(images)
+
+    def for_sizes(self, sizes: list[tuple[int, int]]) -> Runner:
+        """The runner for a batch of padded images whose sizes before padding are `sizes`
+        (batch.infer_batch): the masks are resized to those."""
+        if not self.masks:  # the graph's own normalisation is the right one
+            return Delegate(self)
+
+        def run(images: np.ndarray) -> np.ndarray:
+            weights = self.weights(sizes, images.shape[1:3])
+            feat = self.features(images)
+            own = flat(mean_std(feat))
+            regions = self.regions(moments(feat, self.feature_weights(weights, feat)), own)
+            return self.blend(images, weights, own, regions, images)
+        return Call(self.name, run)
+
+    def for_tiles(self, image: np.ndarray, grid, size: tuple[int, int]):
         """runner_for(indices) of tiling.runner_for_tiles."""
-        stats = [image_statistics(self.encoder, tile, self.device) for tile in tiles]
-        whole = pooled_statistics(stats, [t.shape[0] * t.shape[1] for t in tiles])
+        tiles = grid.tiles(image)
+        weights = grid.tiles(self.weights([size], image.shape[:2])[0]) if self.masks else [None] * len(tiles)
+        own, total = [], None
+        for tile, w in zip(tiles, weights):
+            feat = self.features(tile[None])
+            own.append(flat(mean_std(feat)))
+            m = moments(feat, self.feature_weights(None if w is None else w[None], feat))
+            total = m if total is None else total + m
         # colour preservation recolours the style to the whole photo; colour needs no full resolution
-        style = self.style(fit_style_image(image)[None])
+        photo = fit_style_image(image)[None]
 
         def runner_for(indices: list[int]) -> Runner:
-            tile_mean, tile_std = (torch.cat([stats[i][k] for i in indices]) for k in (0, 1))
-            feeds = adain_feeds(*statistics_for_tile(*style, tile_mean, tile_std, *whole), self.alpha)
-            return Delegate(self, lambda images: feeds)
+            tile_own = tuple(torch.cat([own[i][k] for i in indices]) for k in (0, 1))
+            regions = self.regions(total, tile_own)
+            w = None if weights[0] is None else np.stack([weights[i] for i in indices])
+            return Call(self.name, lambda images: self.blend(images, w, tile_own, regions, photo))
         return runner_for
+
+    def weights(self, sizes: list[tuple[int, int]], shape: tuple[int, int]) -> np.ndarray:
+        """float32 N x H x W x K: each style's weight over each padded image (masks.py)."""
+        from .images import pad_to_multiple
+        from .masks import region_weights
+
+        planes = [pad_to_multiple(region_weights(self.masks, size))[0] for size in sizes]
+        if any(p.shape[:2] != tuple(shape) for p in planes):
+            raise ValueError(f"sizes {sizes} do not pad to the images' {tuple(shape)}")
+        return np.stack(planes)
+
+    @torch.no_grad()
+    def features(self, images: np.ndarray) -> torch.Tensor:
+        """relu4_1 features (N x C x H/8 x W/8, FP32) of uint8 N x H x W x 3 images."""
+        batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        dtype = next(self.encoder.parameters()).dtype
+        return self.encoder.encoder(from_uint8(batch, dtype), ["relu4_1"])["relu4_1"].float()
+
+    def feature_weights(self, weights: np.ndarray | None, feat: torch.Tensor) -> torch.Tensor:
+        """N x K x H/8 x W/8: the pixels' weights averaged over each feature's 8 x 8 cell
+        (all ones, one region, without masks)."""
+        if weights is None:
+            return torch.ones(feat.shape[0], 1, *feat.shape[2:], device=feat.device)
+        w = torch.from_numpy(np.ascontiguousarray(weights)).permute(0, 3, 1, 2).to(feat.device)
+        return torch.nn.functional.adaptive_avg_pool2d(w, feat.shape[2:])
+
+    def regions(self, total: Moments, own: tuple[torch.Tensor, torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+        """Each region's content (mean, std), N or 1 x C; where a region covers less than half a
+        feature position, the image's own, so an empty region gets no absurd statistics."""
+        mean, std = (t.cpu() for t in total.statistics())
+        empty = total.weight.cpu() < 0.5  # N x K x 1
+        return [(torch.where(empty[:, k], own[0], mean[:, k]), torch.where(empty[:, k], own[1], std[:, k]))
+                for k in range(len(self.styles))]
+
+    def blend(self, images: np.ndarray, weights: np.ndarray | None, own, regions, photos: np.ndarray) -> np.ndarray:
+        """Sum over styles of weight x the graph's output with that style on its region."""
+        out = None
+        for k, style in enumerate(self.styles):
+            if weights is not None and not weights[..., k].any():
+                continue  # no pixel of this batch is this style's
+            feeds = adain_feeds(*statistics_for_tile(*style(photos), *own, *regions[k]), self.alpha)
+            result = Delegate(self, lambda images: feeds).infer(images)
+            if weights is None:
+                return result
+            part = weights[..., k, None] * result
+            out = part if out is None else out + part
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def flat(stats: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean_std()'s N x C x 1 x 1 as N x C, on the CPU."""
+    return tuple(t.flatten(1).cpu() for t in stats)
 
 
 def make_runner(graph: Graph, backend: Backend, extra_inputs: ExtraInputs | None = None,
@@ -115,20 +218,28 @@ def make_runner(graph: Graph, backend: Backend, extra_inputs: ExtraInputs | None
     if backend.kind == "onnxruntime":
         from .runners.onnxruntime_runner import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(path, backend.device, extra_inputs=extra_inputs)
-    if backend.kind == "openvino":
+        runner = OnnxRuntimeRunner(path, backend.device, extra_inputs=extra_inputs)
+    elif backend.kind == "openvino":
         from .runners.openvino_runner import OpenVINORunner
 
         # OpenVINO's compiled-model cache beside the graph, so it is dropped with it
-        return OpenVINORunner(path, backend.precision, cache_dir=path.parent / "openvino_cache", extra_inputs=extra_inputs)
-    from .runners.tensorrt_runner import TensorRTRunner
+        runner = OpenVINORunner(path, backend.precision, cache_dir=path.parent / "openvino_cache",
+                                extra_inputs=extra_inputs)
+    else:
+        from .runners.tensorrt_runner import TensorRTRunner
 
-    return TensorRTRunner(path, extra_inputs=extra_inputs)
+        runner = TensorRTRunner(path, extra_inputs=extra_inputs)
+    runner.half = backend.precision != "fp32"  # reduced precision: the NaN message suggests --precision fp32
+    return runner
 
 
-def adain_runner(styles: list[str], style_weights: list[float] | None = None, alpha: float = 1.0,
+def adain_runner(styles: list[str | np.ndarray], style_weights: list[float] | None = None, alpha: float = 1.0,
                  preserve_color: bool = False, decoder: str | None = None, vgg: str | None = None,
-                 backend: Backend = CPU, graph_file: GraphFile | None = None) -> Runner:
+                 backend: Backend = CPU, graph_file: GraphFile | None = None,
+                 masks: list[np.ndarray] = ()) -> Runner:
+    """AdaIN with `styles` (preset names, image files or uint8 images), mixed by `style_weights`,
+    or, given `masks` (float32 H x W in [0, 1], one per style but the last; masks.py), each
+    painted on its region."""
     style_graph, graph = adain_graphs(decoder, vgg)
     # Style statistics are computed here in torch, once per run: the stylizer graph may be moved
     # to a GPU or to half precision by its runner, so it gets its own copy of the encoder.
@@ -137,19 +248,22 @@ def adain_runner(styles: list[str], style_weights: list[float] | None = None, al
     alpha_feed = np.array([alpha], np.float32)
     recolor = preserve_color and all(s.image is not None for s in resolved)
 
-    if recolor:
-        def style(photos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-            stats = [recolored_statistics(style_encoder, resolved, style_weights, photo) for photo in photos]
-            return torch.cat([m for m, _ in stats]), torch.cat([s for _, s in stats])
-    else:
-        mixed = mix_statistics([(s.mean, s.std) for s in resolved], style_weights)
-        style = lambda photos: mixed  # noqa: E731
+    def statistics(group: list[Style], weights: list[float] | None) -> StyleStatistics:
+        if recolor:
+            def style(photos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+                stats = [recolored_statistics(style_encoder, group, weights, photo) for photo in photos]
+                return torch.cat([m for m, _ in stats]), torch.cat([s for _, s in stats])
+            return style
+        mixed = mix_statistics([(s.mean, s.std) for s in group], weights)
+        return lambda photos: mixed
 
-    runner = make_runner(graph, backend, lambda images: adain_feeds(*style(images), alpha_feed), graph_file)
+    # with masks, one style per region; otherwise one mix of them all
+    per_region = [statistics([s], None) for s in resolved] if masks else [statistics(resolved, style_weights)]
+    runner = make_runner(graph, backend, lambda images: adain_feeds(*per_region[0](images), alpha_feed), graph_file)
     if preserve_color and not recolor:
         # Presets carry no image to recolour: keep the photo's colours after stylising instead.
         runner = PostProcess(runner, keep_luminance)
-    return TiledAdaIN(runner, copy.deepcopy(style_encoder), style, alpha_feed, backend.device)
+    return AdaINRegions(runner, copy.deepcopy(style_encoder), per_region, alpha_feed, masks, backend.device)
 
 
 @torch.no_grad()
@@ -178,11 +292,14 @@ class GatysRunner(Runner):
 
     name = "gatys"
 
-    def __init__(self, style: str, config, vgg: str | None = None, device: str = "auto", progress: bool = True):
-        from .images import load_image
+    def __init__(self, style: str | np.ndarray, config, vgg: str | None = None, device: str = "auto",
+                 progress: bool = True):
+        """`style`: an image file, or uint8 H x W x 3 pixels."""
+        from .styles import load_style_image
 
         super().__init__()
-        self.style_image, self.config, self.progress = load_image(style), config, progress
+        self.style_image = style if isinstance(style, np.ndarray) else load_style_image(style)
+        self.config, self.progress = config, progress
         self.device, self.vgg_source = resolve_device(device), vgg
 
     def activate(self):
@@ -200,7 +317,9 @@ class GatysRunner(Runner):
             scale = max(photo.shape[:2]) / max(self.style.shape[-2:])
             size = [max(1, round(d * scale)) for d in self.style.shape[-2:]]
             style = torch.nn.functional.interpolate(self.style, size=size, mode="bilinear", antialias=True)
-            with tqdm(total=self.config.steps, desc="gatys", unit="step", leave=False, disable=not self.progress) as bar:
+            # disable=None: a bar on a terminal, none in logs and pipes
+            with tqdm(total=self.config.steps, desc="gatys", unit="step", leave=False,
+                      disable=None if self.progress else True) as bar:
                 result, _ = stylize(content, style, self.vgg, self.config, progress=lambda *a: bar.update(1))
             out.append(to_uint8(result).cpu().numpy()[0])
         return {"stylized": np.stack(out)}

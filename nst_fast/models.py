@@ -49,6 +49,9 @@ def check_encoder(path, meta: dict, encoder_id: str) -> None:
 
 def _load(path, model: torch.nn.Module, method: str, encoder_id: str | None):
     state, meta = read_weights(path)
+    if "method" not in meta:
+        raise WeightsError(f"{path}: has no nst-fast metadata (method, encoder_id), so it was not written by "
+                           f"nst-fast; expected {method} weights from nst-fast train or save_model")
     if meta.get("method") != method:
         raise WeightsError(f"{path}: holds a {meta.get('method')!r} model, expected {method!r}")
     if encoder_id is not None:

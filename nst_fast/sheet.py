@@ -47,3 +47,18 @@ def contact_sheet(rows: list[list[np.ndarray]], path: str | os.PathLike, labels:
             x = left + GAP + c * pitch
             sheet.paste(image, (x + (cell - image.width) // 2, y + (cell - image.height) // 2))
     save_image(np.asarray(sheet), path)
+
+
+def run_sheet(jobs, path: str | os.PathLike, limit: int = 24) -> str | None:
+    """A sheet of a run's first `limit` inputs (done or skipped) beside their outputs; the line that
+    says where it is (and how many it leaves out), None when there was nothing to show."""
+    from .images import load_image
+
+    made = [(j.src, j.dst) for j in jobs if j.status in ("done", "skipped")]
+    pairs = made[:limit]
+    if not pairs:
+        return None
+    rows = [[load_image(src, 512), load_image(dst, 512)] for src, dst in pairs]
+    contact_sheet(rows, path, labels=[src.name for src, _ in pairs], column_titles=["input", "output"])
+    more = f" (the first {limit} of {len(made)} images)" if len(made) > limit else ""
+    return f"contact sheet: {path}{more}"

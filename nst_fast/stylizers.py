@@ -46,7 +46,13 @@ class StyleEncoder(nn.Module):
 
 class AdaINStylizer(nn.Module):
     """images, style mean, style std (float32 1 x 512 or N x 512), alpha (float32, shape (1,))
-    -> stylized, finite."""
+    -> stylized, finite.
+
+    Strength blends the full-strength output with the photo in pixel space, as for a transformer
+    network. The paper's blend in feature space (decoding alpha * target + (1 - alpha) * content)
+    gives at alpha 0 the decoder's inversion of the photo, not the photo: 15.4 dB against it with
+    the bundled decoder, skylines melted. This way alpha 0 is the photo, small strengths stay close
+    to it (PSNR rises by 20 log10(1 / alpha) over the full-strength output's), at no extra cost."""
 
     def __init__(self, encoder: VGGFeatures, decoder: Decoder):
         super().__init__()
@@ -54,10 +60,11 @@ class AdaINStylizer(nn.Module):
 
     def forward(self, images, style_mean, style_std, alpha):
         dtype = next(self.parameters()).dtype
-        content = self.encoder(from_uint8(images, dtype), ["relu4_1"])["relu4_1"]
+        x = from_uint8(images, dtype)
+        content = self.encoder(x, ["relu4_1"])["relu4_1"]
         target = adain(content, style_mean[:, :, None, None], style_std[:, :, None, None])
         alpha = alpha.to(dtype)
-        return graph_outputs(self.decoder(alpha * target + (1 - alpha) * content))
+        return graph_outputs(alpha * self.decoder(target) + (1 - alpha) * x)
 
 
 class TransformerStylizer(nn.Module):

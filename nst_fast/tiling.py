@@ -1,7 +1,7 @@
 """Large images as overlapping tiles, blended back with feathered weights so no seam shows.
 
 An image whose padded side exceeds the tile size is cut into tiles of at most `tile` x `tile`
-pixels; neighbouring tiles share at least `overlap` pixels. Near its edges a network's output is
+pixels (at least MIN_TILE); neighbouring tiles share at least `overlap` pixels. Near its edges a network's output is
 wrong (its padding stands in for the missing neighbours): measured with the bundled AdaIN decoder,
 the error falls from ~90 levels at the edge to the interior's ~5 only 32-40 px in. So across a
 shared band each tile's weight is 0 for its outer `overlap / 4` pixels, then ramps linearly to 1,
@@ -10,7 +10,7 @@ parts of both tiles, and a constant image comes back unchanged.
 
 Runners whose output depends on statistics of the whole input (AdaIN normalises content features
 by their channel mean and std) would give each tile its own tone. Such a runner offers
-`for_tiles(image, tiles)` (see methods.TiledAdaIN), returning `runner_for(indices)`: the runner to
+`for_tiles(image, grid, size)` (see methods.AdaINRegions), returning `runner_for(indices)`: the runner to
 run those tiles with, so that every tile is stylised with the statistics of the whole image.
 """
 from __future__ import annotations
@@ -20,10 +20,22 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .errors import OptionError
 from .runners import Runner
 
-OVERLAP = 128  # pixels shared by neighbouring tiles; tiles under 256 px share half their side
+OVERLAP = 128  # pixels shared by neighbouring tiles
+# The edge error is as wide at any tile size, so a smaller tile would be mostly edge: at 64 px a
+# 1024 px image took 162 tiles (30x the time) and still showed a grid. At 256 the overlap is half
+# the tile and a tiled image costs at most about 3x an untiled one.
+MIN_TILE = 2 * OVERLAP
 ALIGN = 8  # tile positions and sizes: the networks downsample 8x
+
+
+def check_tile_size(tile: int) -> None:
+    """Refuse a tile size (0: never tile) whose tiles could not share OVERLAP with each neighbour."""
+    if 0 < tile < MIN_TILE:
+        raise OptionError(f"{tile}: use 0 (no tiling) or at least {MIN_TILE} (tiles share {OVERLAP} px "
+                          "with each neighbour)", "tile_size")
 
 
 def needs_tiles(shape: tuple[int, ...], tile: int) -> bool:
@@ -80,10 +92,11 @@ class Grid:
     The weights are separable (row weight times column weight), and each axis' weights sum to 1,
     so the blend needs no normalisation pass and only one float canvas."""
 
-    def __init__(self, height: int, width: int, tile: int, overlap: int | None = None):
-        tile = max(2 * ALIGN, tile // ALIGN * ALIGN)
-        if overlap is None:
-            overlap = max(ALIGN, min(OVERLAP, tile // 2 // ALIGN * ALIGN))
+    def __init__(self, height: int, width: int, tile: int, overlap: int = OVERLAP):
+        if tile < 2 * overlap:
+            raise ValueError(f"tiles of {tile} px cannot share {overlap} px with each neighbour; "
+                             f"use at least {2 * overlap} (MIN_TILE)")
+        tile = tile // ALIGN * ALIGN
         self.shape = (height, width)
         self.boxes = [(rows, cols) for rows in spans(height, tile, overlap) for cols in spans(width, tile, overlap)]
 
@@ -110,7 +123,8 @@ class Grid:
 RunnerFor = Callable[[list[int]], Runner]
 
 
-def runner_for_tiles(runner: Runner, image: np.ndarray, tiles: list[np.ndarray]) -> RunnerFor:
-    """`runner_for(indices)`: what to run those tiles of `image` with (see the module's docstring)."""
+def runner_for_tiles(runner: Runner, image: np.ndarray, grid: Grid, size: tuple[int, int]) -> RunnerFor:
+    """`runner_for(indices)`: what to run those tiles of the padded `image` with (see the module's
+    docstring); `size` is the image's (h, w) before padding."""
     hook = getattr(runner, "for_tiles", None)
-    return hook(image, tiles) if hook else (lambda indices: runner)
+    return hook(image, grid, size) if hook else (lambda indices: runner)

@@ -17,6 +17,30 @@ def graph_cache(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_home(tmp_path_factory):
+    """User presets go to a fresh folder, not the user's own."""
+    path = tmp_path_factory.mktemp("home")
+    os.environ["NST_FAST_HOME"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def decoder_file(tmp_path_factory, vgg_weights):
+    """A random-weight AdaIN decoder, so tests do not depend on the shipped weights."""
+    from nst_fast.adain import Decoder
+    from nst_fast.models import save_model
+
+    path = tmp_path_factory.mktemp("models") / "decoder.safetensors"
+    torch.manual_seed(0)
+    decoder = Decoder()
+    with torch.no_grad():  # random weights decode to near black; centre and spread the output
+        decoder.layers[-1].bias.fill_(0.5)
+        decoder.layers[-1].weight.mul_(20)
+    save_model(path, decoder, {"method": "adain", "encoder_id": vgg_weights.encoder_id})
+    return path
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not DATA.is_dir():

@@ -17,10 +17,10 @@ from click.testing import CliRunner
 from PIL import Image, ImageCms, ImageDraw, ImageFilter
 
 from nst_fast import batch
-from nst_fast.adain import adain, mean_std, pooled_statistics, statistics_for_tile
+from nst_fast.adain import adain, mean_std, moments, statistics_for_tile
 from nst_fast.cli import main
 from nst_fast.runners.base import Runner
-from nst_fast.tiling import Grid, spans, tile_starts
+from nst_fast.tiling import MIN_TILE, Grid, spans, tile_starts
 
 
 class Identity(Runner):
@@ -100,7 +100,7 @@ def test_tiles_cover_overlap_and_weights_sum_to_one(length):
 
 
 @pytest.mark.parametrize("shape, tile, batch_size", [((16, 5000), 1024, 4), ((1040, 2000), 1024, 3),
-                                                     ((200, 328), 64, 2)])
+                                                     ((304, 600), MIN_TILE, 2)])
 def test_tiles_blend_back_exactly(shape, tile, batch_size):
     image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
     runner = Identity()
@@ -132,9 +132,11 @@ def test_tile_statistics_equal_whole_image_normalisation():
     image = torch.randn(1, 6, 12, 20) * 3 + 2
     tiles = [image[..., :, :8], image[..., :, 8:]]
     whole = mean_std(image)
-    pooled = pooled_statistics([mean_std(t) for t in tiles], [t.shape[-2] * t.shape[-1] for t in tiles])
+    ones = lambda t: torch.ones(1, 1, *t.shape[2:])  # noqa: E731 (one region: all of it)
+    first, second = (moments(t, ones(t)) for t in tiles)
+    pooled = (first + second).statistics()
     for a, b in zip(pooled, whole):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a.reshape(b.shape), b, atol=1e-5, rtol=1e-5)
     style = (torch.randn(1, 6, 1, 1), torch.rand(1, 6, 1, 1) + 0.5)
     for tile in tiles:  # adain() normalises by the tile's own statistics; the style inputs undo that
         got = adain(tile, *statistics_for_tile(*style, *mean_std(tile), *whole))
@@ -170,11 +172,12 @@ def seam_ratio(image, reference, edges, axis) -> float:
 @pytest.mark.slow
 def test_adain_tiles_are_seamless_and_match_in_tone(photo, vgg_weights):
     """A 6000 x 4000 photo in 1024 px tiles, scaled down ~9x (tiles of 256 with the same 128 px
-    overlap, since the network's edge error is as wide at any scale): no grid, and the tiles
-    keep the tone of an untiled run, which per-tile statistics do not."""
+    overlap, since the network's edge error is as wide at any scale), which is also the smallest
+    tile allowed: no grid, and the tiles keep the tone of an untiled run, which per-tile
+    statistics do not."""
     from nst_fast.methods import Delegate, adain_runner
 
-    h, w, tile = *photo.shape[:2], 256
+    h, w, tile = *photo.shape[:2], MIN_TILE
     grid = Grid(h, w, tile)
     with adain_runner(["starry_night"]) as runner:
         whole = runner.infer(photo[None])[0]
@@ -250,8 +253,8 @@ def test_out_of_memory_retries_one_at_a_time(tmp_path, capsys):
     for name in ["a.png", "b.png", "c.png"]:
         save(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), tmp_path / name)
     save(np.full((16, 16, 3), 255, np.uint8), tmp_path / "white.png")
-    save(rng.integers(0, 255, (40, 300, 3), dtype=np.uint8), tmp_path / "wide.png")  # 3 tiles of 128
-    summary = stylise([tmp_path], tmp_path / "out", OutOfMemory(), batch_size=4, tile_size=128)
+    save(rng.integers(0, 255, (40, 600, 3), dtype=np.uint8), tmp_path / "wide.png")  # 4 tiles of 256
+    summary = stylise([tmp_path], tmp_path / "out", OutOfMemory(), batch_size=4, tile_size=MIN_TILE)
     assert summary.count("done") == 4 and summary.count("failed") == 1
     white = job(summary, "white.png")
     assert white.error == f"{tmp_path / 'white.png'}: stylisation failed (RuntimeError: CUDA out of memory (stand-in))"

@@ -4,26 +4,14 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
 from nst_fast.adain import Decoder
 from nst_fast.cli import main
+from nst_fast.manifest import MANIFEST
 from nst_fast.models import save_model
 from nst_fast.transformer_net import TransformerNet
-
-
-@pytest.fixture(scope="module")
-def decoder_file(tmp_path_factory, vgg_weights):
-    path = tmp_path_factory.mktemp("models") / "decoder.safetensors"
-    torch.manual_seed(0)
-    decoder = Decoder()
-    with torch.no_grad():  # random weights decode to near black; centre and spread the output
-        decoder.layers[-1].bias.fill_(0.5)
-        decoder.layers[-1].weight.mul_(20)
-    save_model(path, decoder, {"method": "adain", "encoder_id": vgg_weights.encoder_id})
-    return path
 
 
 def write_tree(root):
@@ -47,7 +35,8 @@ def write_tree(root):
 
 
 def outputs(root):
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    """Every file under `root` but the output manifest (tested in test_traps.py)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
 def test_run_folder_end_to_end(tmp_path, decoder_file):
@@ -136,15 +125,19 @@ def test_tiny_and_thin_images(tmp_path, decoder_file):
         assert Image.open(tmp_path / "out" / name).size == size
 
 
-def test_several_folders_with_equal_names_are_kept_apart(tmp_path, decoder_file):
+def test_several_folders_with_equal_names_collide_and_are_refused(tmp_path, decoder_file):
+    """Each folder's contents go directly under -o (README's layout rule), so a/same.png and
+    b/same.png want the same output: the second is refused, nothing is overwritten; a folder given
+    twice is done once."""
     for folder in ["a", "b"]:
         (tmp_path / folder).mkdir()
         Image.fromarray(np.full((16, 16, 3), 10, np.uint8)).save(tmp_path / folder / "same.png")
     result = CliRunner().invoke(main, ["run", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "a"),
                                        "--style", str(tmp_path / "a" / "same.png"), "--model", str(decoder_file),
                                        "-o", str(tmp_path / "out")])
-    assert result.exit_code == 0, result.output
-    assert outputs(tmp_path / "out") == ["a/same.png", "b/same.png"]
+    assert result.exit_code == 1, result.output
+    assert "collides with that of" in result.output and "1 done, 0 skipped, 1 failed" in result.output
+    assert outputs(tmp_path / "out") == ["same.png"]
 
 
 def run_png(tmp_path, decoder_file, name, *extra):

@@ -13,9 +13,9 @@ ExtraInputs = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 class NonFiniteOutput(NSTError):
-    def __init__(self, message: str, items: list[int]):
+    def __init__(self, message: str, items: list[int], half: bool = False):
         super().__init__(message)
-        self.items = items
+        self.items, self.half = items, half  # half: the runner computes in FP16
 
 
 class Runner(ABC):
@@ -24,6 +24,7 @@ class Runner(ABC):
     every backend (style statistics, strength)."""
 
     name = "runner"
+    half = False  # computes in FP16; set by whoever builds the runner where it does
 
     def __init__(self, extra_inputs: ExtraInputs | None = None):
         self.extra_inputs = extra_inputs or (lambda images: {})
@@ -43,8 +44,8 @@ class Runner(ABC):
         finite = outputs.get("finite")
         if finite is not None and not finite.all():
             bad = np.flatnonzero(~finite.astype(bool)).tolist()
-            raise NonFiniteOutput(f"{self.name}: NaN or inf in the output of batch item(s) {bad} "
-                                  "(overflow in reduced precision?)", bad)
+            hint = " (overflow in reduced precision?)" if self.half else ""
+            raise NonFiniteOutput(f"{self.name}: NaN or inf in the output of batch item(s) {bad}{hint}", bad, self.half)
         return outputs["stylized"]
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import NSTError
+from ..errors import BackendError
 from .base import ExtraInputs, Runner
 
 
@@ -17,7 +17,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NSTError(f"--device {device}: this torch build sees no CUDA device (torch {torch.__version__}); "
+        raise BackendError(f"--device {device}: this torch build sees no CUDA device (torch {torch.__version__}); "
                        "use --device cpu or install a CUDA build of torch")
     return torch.device(device)
 
