@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from nst_fast.errors import NSTError
+from nst_fast.errors import GraphRefused, NSTError
 from nst_fast.graphs import Graph
 from nst_fast.weights import cache_dir
 
@@ -86,7 +86,7 @@ def cached_onnx(graph: Graph, precision: str, root: Path | None = None, progress
     directory = (root or graph_cache()) / f"{graph.name}-{graph_key(graph, precision, backend)}"
     refused = _refused(directory, graph, precision, backend)
     if refused:
-        raise NSTError(refused)
+        raise GraphRefused(refused)
     found = _intact(directory, graph, precision, backend)
     if found:
         return found
@@ -98,7 +98,7 @@ def cached_onnx(graph: Graph, precision: str, root: Path | None = None, progress
     entry = export_validated(graph, precision, directory, plan, default_style(graph, None), progress, backend, photos)
     write_manifest(directory, [entry])  # a refusal too, so a rerun says so without exporting again
     if not entry["validation"]["passed"]:
-        raise NSTError(refusal(entry))
+        raise GraphRefused(refusal(entry))
     return directory / entry["file"]
 
 

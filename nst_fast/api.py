@@ -21,7 +21,7 @@ from PIL import Image
 
 from .backends import PRECISIONS
 from .batch import TILE_SIZE
-from .errors import ImageError, OptionError
+from .errors import GraphRefused, ImageError, OptionError
 from .masks import MaskLike
 from .tiling import check_tile_size
 
@@ -150,7 +150,7 @@ class Stylizer:
     style; resized to each photo, grey levels blend) paints each style on its own region.
     `method`: adain, transformer or gatys. `alpha`: style strength, 0-1. `preserve_color`: keep
     the photo's colours. `model`: decoder (AdaIN) or network (transformer) weights file; `vgg`:
-    VGG weights file. `backend`: auto (the fastest here), tensorrt, onnxruntime or torch; `device`:
+    VGG weights file. `backend`: auto (the fastest here), tensorrt, onnxruntime, openvino or torch; `device`:
     auto, cpu or cuda; `precision`: auto (FP16 on a GPU; bf16 with OpenVINO on a CPU that has it, else
     FP32), fp32, fp16, bf16 or int8.
     `max_size`: images are first downscaled so their long side is at most this; `tile_size`:
@@ -287,15 +287,26 @@ def _build_runner(styles: list[StyleLike], *, method, alpha, style_weights, mask
     if engine.needs_onnx:
         side = min((s for s in (max_size, tile_size if method != "gatys" else 0) if s), default=None)
         locate = graph_locator(_path(graphs), batch_size, side, engine.kind == "tensorrt", progress)
-    if method == "adain":
-        from .masks import load_mask
 
-        runner = methods.adain_runner([_style_spec(s) for s in styles], list(style_weights) if style_weights else None,
-                                      alpha, preserve_color, _path(model), _path(vgg), engine, locate,
-                                      [load_mask(m) for m in masks or ()])
-    else:
-        runner = methods.transformer_runner(os.fspath(styles[0]), _path(model), alpha, preserve_color, engine, locate)
-    return runner, BackendChoice(engine, tuple(passed_over))
+    def build(engine):
+        if method == "adain":
+            from .masks import load_mask
+
+            return methods.adain_runner([_style_spec(s) for s in styles],
+                                        list(style_weights) if style_weights else None, alpha, preserve_color,
+                                        _path(model), _path(vgg), engine, locate, [load_mask(m) for m in masks or ()])
+        return methods.transformer_runner(os.fspath(styles[0]), _path(model), alpha, preserve_color, engine, locate)
+
+    try:
+        return build(engine), BackendChoice(engine, tuple(passed_over))
+    except GraphRefused as refused:
+        # A precision that auto chose must not stop the run: these weights' graph failed its check
+        # in it (e.g. BF16 on a synthetic 1-px pattern), so run the same backend in FP32 instead.
+        if precision != "auto" or engine.precision == "fp32":
+            raise
+        fallback = backends.Backend(engine.kind, engine.device, "fp32")
+        note = f"{engine.precision} refused for these weights, so FP32: {refused}"
+        return build(fallback), BackendChoice(fallback, tuple(passed_over), note)
 
 
 def _path(value: PathLike | None) -> str | None:

@@ -34,3 +34,7 @@ class OptionError(NSTError):
 
 class VideoError(NSTError):
     """An input video that cannot be decoded, or an output video that cannot be written."""
+
+
+class GraphRefused(NSTError):
+    """An exported graph that failed its accuracy check against torch FP32 in the precision asked for."""

@@ -121,3 +121,24 @@ def test_the_readme_example_on_a_shared_photo(data_dir):
     with Image.open(data_dir / "photos" / "chicago.jpg") as im:
         w, h = im.size
     assert out.stdout.strip() == str((128, round(h * 128 / w)) if w >= h else (round(w * 128 / h), 128))
+
+
+def test_a_precision_auto_chose_that_the_weights_fail_falls_back_to_fp32(monkeypatch, vgg_weights):
+    from nst_fast import backends, methods
+    from nst_fast.errors import GraphRefused
+
+    chosen = backends.Backend("torch", "cpu", "bf16")
+    monkeypatch.setattr(backends, "choose", lambda *a, **k: (chosen, []))
+    real = methods.adain_runner
+
+    def refuses_bf16(*args, **kwargs):
+        if args[6].precision == "bf16":
+            raise GraphRefused("adain_stylizer (torch bf16) disagrees with torch FP32: PSNR 29.6 dB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(methods, "adain_runner", refuses_bf16)
+    with nst_fast.Stylizer("starry_night") as s:  # precision auto
+        assert s.backend.backend.precision == "fp32" and "bf16 refused" in str(s.backend)
+        assert s.stylize(photo(32, 32)).shape == (32, 32, 3)
+    with pytest.raises(GraphRefused):  # asked for by name: no fallback
+        nst_fast.Stylizer("starry_night", precision="bf16")
