@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .adain import statistics_for_tile
+from .errors import NSTError
 from .images import crop_to, pad_to_multiple
 
 
@@ -60,8 +61,8 @@ def padded_batch(frames: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, 
 
 
 class AdaINRunnerStatistics:
-    """ContentStatistics for methods.adain_runner's runner (a TiledAdaIN: it holds the style
-    encoder, the style statistics and alpha)."""
+    """ContentStatistics for methods.adain_runner's runner (an AdaINRegions: it holds the style
+    encoder, the style statistics and alpha), without masks."""
 
     def __init__(self, runner):
         self.runner = runner
@@ -76,8 +77,10 @@ class AdaINRunnerStatistics:
     def stylize_with_statistics(self, frames, own, target):
         from .methods import Delegate, adain_feeds
 
+        if self.runner.masks:
+            raise NSTError("smoothing the content statistics of masked styles over time is not supported")
         batch, sizes = padded_batch(frames)
-        style = self.runner.style(batch)
+        style = self.runner.styles[0](batch)
         moved = statistics_for_tile(*style, *(torch.from_numpy(a) for a in (*own, *target)))
         feeds = adain_feeds(*(s.float() for s in moved), self.runner.alpha)
         out = Delegate(self.runner, lambda images: feeds).infer(batch)
