@@ -14,11 +14,7 @@ import numpy as np
 from nst_fast.fileio import atomic_path
 from nst_fast.images import image_files, load_image
 from nst_fast.methods import adain_runner
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+from nst_fast.metrics import psnr
 
 
 @click.command()

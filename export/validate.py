@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from nst_fast.images import image_files, load_image
+from nst_fast.metrics import psnr
 
 # (H, W): multiples of 8 from the networks' minimum to 1024, square, wide, tall and very thin.
 SIZES = [(16, 40), (136, 64), (200, 328), (512, 512), (96, 1024)]  # the CLI's default (its --sizes help)
@@ -58,9 +59,7 @@ class Check:
 def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, int, float]:
     """(fraction within one level, max difference, PSNR in dB) of two uint8 arrays."""
     diff = np.abs(reference.astype(np.int16) - candidate.astype(np.int16))
-    mse = float(np.mean(diff.astype(np.float64) ** 2))
-    psnr = float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
-    return float(np.mean(diff <= 1)), int(diff.max()), psnr
+    return float(np.mean(diff <= 1)), int(diff.max()), psnr(reference, candidate)
 
 
 def judge(check: Check) -> Check:
@@ -161,12 +160,12 @@ def half_storage_checks(graph: str, reference: torch.nn.Module, feeds: Feeds, im
 
 def summary(checks: list) -> dict:
     images = [c for c in checks if isinstance(c, Check)]
-    psnr = [c.psnr for c in images]
+    values = [c.psnr for c in images]
     return {
         "passed": bool(checks) and all(c.passed for c in checks),
         "count": len(checks),
-        "min_psnr": float(min(psnr)) if psnr else None,
-        "median_psnr": float(np.median(psnr)) if psnr else None,
+        "min_psnr": float(min(values)) if values else None,
+        "median_psnr": float(np.median(values)) if values else None,
         "min_within_one": float(min(c.within_one for c in images)) if images else None,
         "checks": [asdict(c) for c in checks],
     }
