@@ -9,7 +9,7 @@ The stylizer offers this through the `ContentStatistics` hook (the video job use
   - stylize_with_statistics(frames, own, target) -> frames: stylise, normalising frame i by
     target = (mean, std)[i] instead of its own statistics own = content_statistics(frames)
     (passed back so they are computed once).
-`AdaINRunnerStatistics` implements it for the AdaIN runner of nst_fast.methods (TiledAdaIN), with
+`AdaINRunnerStatistics` implements it for the AdaIN runner of nst_fast.methods (AdaINRegions), with
 the same trick as tiling (adain.statistics_for_tile): the graph is unchanged, only its style inputs
 are moved, at the cost of one more encoder pass per frame to read the frame's own statistics.
 """
