@@ -54,6 +54,7 @@ class Setup:
     threads: int | None = None
     photo_names: list[str] = field(default_factory=list)
     gatys_from: Path | None = None  # an earlier eval.json whose Gatys rows stand in for running Gatys
+    decoder: Path | None = None  # AdaIN decoder weights (default: the bundled one)
 
 
 def style_files(styles_dir: Path) -> dict[str, Path]:
@@ -75,7 +76,7 @@ def method_source(setup: Setup, method: str, style: str) -> dict:
     if method == "adain":
         from nst_fast.models import DEFAULT_DECODER
 
-        return {**common, "decoder_sha256": sha256_file(DEFAULT_DECODER)}
+        return {**common, "decoder_sha256": sha256_file(setup.decoder or DEFAULT_DECODER)}
     path = transformer_file(setup, style)
     return {**common, "weights_sha256": sha256_file(path) if path else None}
 
@@ -90,7 +91,7 @@ def make_runner(setup: Setup, method: str, style: str, backend: Backend = REFERE
     engine = dict(backend=backend.kind, device=backend.device, precision="fp16" if backend.half else "fp32",
                   tile_size=0)
     if method == "adain":
-        return Stylizer(style_files(setup.styles_dir)[style], **engine)
+        return Stylizer(style_files(setup.styles_dir)[style], model=setup.decoder, **engine)
     model = transformer_file(setup, style)
     return None if model is None else Stylizer(style, method="transformer", model=model, **engine)
 

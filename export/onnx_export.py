@@ -61,7 +61,10 @@ def export_graph(module: torch.nn.Module, graph: str, path: str | Path, half: bo
     """Write `module` (a graph-contract module for `graph`) as one checked ONNX file, atomically."""
     import onnx
 
-    module = copy.deepcopy(module).to(torch.float16 if half else torch.float32).eval()
+    from nst_fast.transformer_net import centered_for_fp16
+
+    module = (centered_for_fp16(module) if half else copy.deepcopy(module)).to(torch.float16 if half else torch.float32)
+    module = module.eval()
     args = tuple(torch.from_numpy(v) for v in example_feeds(graph).values())
     names = INPUTS[graph] + OUTPUTS[graph]
     with atomic_path(path) as tmp, warnings.catch_warnings():

@@ -13,7 +13,6 @@ the CPU take about 6x (VGG) to 60x (9x9 convolutions) the FP32 time.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +23,7 @@ from PIL import Image
 
 from nst_fast.images import image_files, load_image
 from nst_fast.metrics import psnr
+from nst_fast.transformer_net import centered_for_fp16
 
 # (H, W): multiples of 8 from the networks' minimum to 1024, square, wide, tall and very thin.
 SIZES = [(16, 40), (136, 64), (200, 328), (512, 512), (96, 1024)]  # the CLI's default (its --sizes help)
@@ -132,7 +132,7 @@ def fp16_storage(module: torch.nn.Module) -> torch.nn.Module:
     """`module` with FP16 weights and every layer's output rounded to FP16 (overflow becomes inf),
     computing in FP32 in between, as FP16 kernels with FP32 accumulation do. Statistics computed
     inside a layer on `.float()` copies stay FP32, as in the exported graph."""
-    emulated = copy.deepcopy(module).float()
+    emulated = centered_for_fp16(module).float()  # as the FP16 graphs are exported
     for p in emulated.parameters():
         p.data = p.data.half().float()
     for layer in emulated.modules():

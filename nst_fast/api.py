@@ -73,7 +73,7 @@ def _style_spec(style: StyleLike) -> str | np.ndarray:
 
 def check_options(style: StyleLike | Sequence[StyleLike], *, method: str = "adain", alpha: float = 1.0,
                   style_weights: Sequence[float] | None = None, masks: Sequence[MaskLike] | None = None,
-                  preserve_color: bool = False,
+                  preserve_color: bool = False, style_colors: bool | None = None,
                   model: PathLike | None = None, backend: str = "auto", device: str = "auto",
                   precision: str = "auto", max_size: int | None = None, tile_size: int = TILE_SIZE,
                   batch_size: int = 4, graphs: PathLike | None = None, steps: int = 300,
@@ -102,6 +102,11 @@ def check_options(style: StyleLike | Sequence[StyleLike], *, method: str = "adai
         raise OptionError(f"method {method} takes one style", "style")
     if masks:
         _check_masks(masks, styles, method, style_weights)
+    if style_colors and method != "adain":
+        raise OptionError(f"are for method adain, not {method} (its network learnt its painting's colours)",
+                          "style_colors")
+    if style_colors and preserve_color:
+        raise OptionError("the painting's colours or the photo's, not both", "style_colors", "preserve_color")
     if method == "gatys":
         unused = [name for name, given in [("alpha", alpha != 1.0), ("preserve_color", preserve_color),
                                            ("precision", precision != "auto"), ("model", model),
@@ -149,7 +154,8 @@ class Stylizer:
     or with `masks` (one per style but the last: image files, PIL images or arrays, white = that
     style; resized to each photo, grey levels blend) paints each style on its own region.
     `method`: adain, transformer or gatys. `alpha`: style strength, 0-1. `preserve_color`: keep
-    the photo's colours. `model`: decoder (AdaIN) or network (transformer) weights file; `vgg`:
+    the photo's colours. `style_colors` (AdaIN; default on unless `preserve_color`): recolour the
+    output to the painting's RGB mean and covariance, which the decoder alone misses. `model`: decoder (AdaIN) or network (transformer) weights file; `vgg`:
     VGG weights file. `backend`: auto (the fastest here), tensorrt, onnxruntime, openvino or torch; `device`:
     auto, cpu or cuda; `precision`: auto (FP16 on a GPU; bf16 with OpenVINO on a CPU that has it, else
     FP32), fp32, fp16, bf16 or int8.
@@ -165,13 +171,13 @@ class Stylizer:
 
     def __init__(self, style: StyleLike | Sequence[StyleLike], *, method: str = "adain", alpha: float = 1.0,
                  style_weights: Sequence[float] | None = None, masks: Sequence[MaskLike] | None = None,
-                 preserve_color: bool = False,
+                 preserve_color: bool = False, style_colors: bool | None = None,
                  model: PathLike | None = None, vgg: PathLike | None = None, backend: str = "auto",
                  device: str = "auto", precision: str = "auto", max_size: int | None = None,
                  tile_size: int = TILE_SIZE, batch_size: int = 4, graphs: PathLike | None = None,
                  steps: int = 300, progress: bool = False):
         options = dict(method=method, alpha=alpha, style_weights=style_weights, masks=masks,
-                       preserve_color=preserve_color,
+                       preserve_color=preserve_color, style_colors=style_colors,
                        model=model, backend=backend, device=device, precision=precision, max_size=max_size,
                        tile_size=tile_size, batch_size=batch_size, graphs=graphs, steps=steps)
         check_options(style, **options)
@@ -266,7 +272,8 @@ def _checked_array(array: np.ndarray, what: str) -> np.ndarray:
     return array
 
 
-def _build_runner(styles: list[StyleLike], *, method, alpha, style_weights, masks, preserve_color, model, vgg, backend,
+def _build_runner(styles: list[StyleLike], *, method, alpha, style_weights, masks, preserve_color, style_colors,
+                  model, vgg, backend,
                   device, precision, max_size, tile_size, batch_size, graphs, steps, progress
                   ) -> tuple[Runner, BackendChoice]:
     """The runner of the method on its backend, and the backend choice."""
@@ -294,7 +301,8 @@ def _build_runner(styles: list[StyleLike], *, method, alpha, style_weights, mask
 
             return methods.adain_runner([_style_spec(s) for s in styles],
                                         list(style_weights) if style_weights else None, alpha, preserve_color,
-                                        _path(model), _path(vgg), engine, locate, [load_mask(m) for m in masks or ()])
+                                        _path(model), _path(vgg), engine, locate, [load_mask(m) for m in masks or ()],
+                                        uses_style_colors(method, preserve_color, style_colors))
         return methods.transformer_runner(os.fspath(styles[0]), _path(model), alpha, preserve_color, engine, locate)
 
     try:
@@ -391,13 +399,20 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
 
 
 def _settings(styles: list[StyleLike], format: str | None, *, method="adain", alpha=1.0, style_weights=None,
-              masks=None, preserve_color=False, model=None, vgg=None, max_size=None, steps=300, **unused) -> dict:
+              masks=None, preserve_color=False, style_colors=None, model=None, vgg=None, max_size=None, steps=300,
+              **unused) -> dict:
     """What the output manifest records for these options (manifest.settings)."""
     from . import manifest
 
     return manifest.settings(method, [_style_spec(s) for s in styles], style_weights, _path(model), _path(vgg),
-                             alpha, preserve_color, max_size, format, steps, masks)
+                             alpha, preserve_color, max_size, format, steps, masks,
+                             uses_style_colors(method, preserve_color, style_colors))
 
 
-_OPTION_NAMES = ("method", "alpha", "style_weights", "masks", "preserve_color", "model", "vgg", "backend", "device",
-                 "precision", "max_size", "tile_size", "batch_size", "graphs", "steps", "progress")
+def uses_style_colors(method: str, preserve_color: bool, style_colors: bool | None) -> bool:
+    """style_colors' default: on for AdaIN unless the photo's colours are kept."""
+    return method == "adain" and not preserve_color if style_colors is None else style_colors
+
+
+_OPTION_NAMES = ("method", "alpha", "style_weights", "masks", "preserve_color", "style_colors", "model", "vgg",
+                 "backend", "device", "precision", "max_size", "tile_size", "batch_size", "graphs", "steps", "progress")

@@ -59,6 +59,9 @@ def main():
 @click.option("--alpha", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Style strength: the full-strength output blended with the photo (0: the photo).")
 @click.option("--preserve-color", is_flag=True, help="Keep the photo's colours.")
+@click.option("--style-colors/--no-style-colors", default=None,
+              help="AdaIN: recolour the output to the painting's colours (RGB mean and covariance), which the "
+                   "decoder alone misses. Default: on, unless --preserve-color.")
 @click.option("--max-size", type=click.IntRange(16), default=1024, show_default=True,
               help="Downscale so the long side is at most this many pixels (never upscales).")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
@@ -92,7 +95,7 @@ def main():
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
               show_default=True)
-def run(paths, styles, style_weights, masks, method, alpha, preserve_color, max_size, batch_size, backend, device,
+def run(paths, styles, style_weights, masks, method, alpha, preserve_color, style_colors, max_size, batch_size, backend, device,
         precision, half, graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif,
         report,
         dry_run, verbose, quiet, output):
@@ -113,7 +116,7 @@ def run(paths, styles, style_weights, masks, method, alpha, preserve_color, max_
                              workers=workers, keep_exif=keep_exif, report=report, contact_sheet=contact_sheet,
                              dry_run=dry_run, verbose=verbose, progress=not quiet, method=method, alpha=alpha,
                              style_weights=list(style_weights) or None, masks=list(masks) or None,
-                             preserve_color=preserve_color, model=model,
+                             preserve_color=preserve_color, style_colors=style_colors, model=model,
                              vgg=vgg, backend=backend, device=device, precision=precision, max_size=max_size,
                              tile_size=tile_size, batch_size=batch_size, graphs=graphs, steps=steps)
     click.echo(summary.line(), err=quiet and not dry_run)
@@ -396,6 +399,8 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
 @click.option("--gatys-steps", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--transformers", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of <style>.safetensors networks (default: the bundled ones).")
+@click.option("--decoder", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="AdaIN decoder weights to evaluate (default: the bundled one), e.g. a training run's.")
 @click.option("--no-fidelity", is_flag=True, help="Skip the backend-against-torch-FP32 PSNR table.")
 @click.option("--gatys-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Take the Gatys results from this earlier eval.json of the same photos, styles, size and "
@@ -403,8 +408,8 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/eval"),
               show_default=True)
-def eval_(content, styles_dir, styles, methods_, size, limit, gatys_steps, transformers, no_fidelity, gatys_from,
-          threads, output):
+def eval_(content, styles_dir, styles, methods_, size, limit, gatys_steps, transformers, decoder, no_fidelity,
+          gatys_from, threads, output):
     """Measure output quality: style identification by two judges, HED edge F-score, the Gatys
     losses as ratios to Gatys, and each backend's PSNR against torch FP32. Writes OUTPUT/eval.{json,md}
     and a contact sheet per method; outputs are kept in OUTPUT/outputs, so a rerun only adds what is missing."""
@@ -416,7 +421,8 @@ def eval_(content, styles_dir, styles, methods_, size, limit, gatys_steps, trans
         raise click.UsageError("nst-fast eval needs scikit-image and scipy: pip install 'nst-fast[eval]'")
     default_methods = tuple(m for m in evaluate.METHODS if not (gatys_from and m == "gatys"))
     setup = evaluate.Setup(content, styles_dir, list(styles), output, tuple(methods_ or default_methods), size, limit,
-                           gatys_steps, transformers, not no_fidelity, threads, gatys_from=gatys_from)
+                           gatys_steps, transformers, not no_fidelity, threads, gatys_from=gatys_from,
+                           decoder=decoder)
     try:
         evaluate.run(setup)
     except FileNotFoundError as e:

@@ -22,7 +22,7 @@ MANIFEST = "nst-fast.json"
 
 def settings(method: str, styles: list, style_weights: list[float] | None, model: str | None, vgg: str | None,
              alpha: float, preserve_color: bool, max_size: int | None, fmt: str | None, steps: int,
-             masks: list | None = None) -> dict:
+             masks: list | None = None, style_colors: bool = False) -> dict:
     """What changes the pictures, with the weights, style and mask files by content hash, so a
     replaced file counts as another setting (styles and masks given as pixels, by their pixels'
     hash). Backend and precision change them by a level or two: not kept."""
@@ -42,6 +42,7 @@ def settings(method: str, styles: list, style_weights: list[float] | None, model
     if masks:  # only then, so the manifests of runs without masks stay as they were
         made["masks"] = [_described(m, Path) for m in masks]
     if method == "adain":
+        made["style_colors"] = style_colors
         made["weights_sha256"] = sha256_file(Path(model) if model else DEFAULT_DECODER)[:16]
     if method == "gatys":
         made["steps"] = steps

@@ -8,12 +8,13 @@ from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from .adain import Moments, mean_std, mix_statistics, moments, statistics_for_tile
 from .backends import Backend
-from .color import keep_luminance, match_color
-from .errors import NSTError
+from .color import ColorMoments, apply_transfer, color_moments, color_transfer, keep_luminance, match_color, mix_moments
+from .errors import NSTError, StyleError
 from .graphs import Graph, adain_graphs, transformer_graph
 from .runners import Runner
 from .runners.base import ExtraInputs
@@ -98,14 +99,21 @@ class AdaINRegions(Delegate):
     statistics and its region's content statistics: mask-weighted at the features' resolution),
     and the outputs are blended by the masks at full resolution: equal to the paper's blend of
     AdaIN features away from region edges, a cross-fade across soft ones. The cost is one
-    engine pass per style present (plus the encoder pass), instead of one."""
+    engine pass per style present (plus the encoder pass), instead of one.
 
-    def __init__(self, inner: Runner, encoder: torch.nn.Module, styles: list[StyleStatistics], alpha: np.ndarray,
-                 masks: list[np.ndarray] = (), device: str = "cpu"):
+    With `colors` (one per style), each style's output is recoloured to its painting's RGB mean
+    and covariance (color.color_transfer) over its region, before the blend towards the photo
+    by `alpha`, which then happens here rather than in the graph. A tiled image takes its colour
+    transfer from a run of the whole image at STYLE_SIZE, so every tile gets the same one."""
+
+    def __init__(self, inner: Runner, encoder: torch.nn.Module, styles: list[StyleStatistics], alpha: float,
+                 masks: list[np.ndarray] = (), device: str = "cpu", colors: list[ColorMoments] | None = None):
         super().__init__(inner)
         if len(masks) != len(styles) - 1:
             raise ValueError(f"{len(masks)} masks for {len(styles)} styles (want one per style but the last)")
-        self.encoder, self.styles, self.alpha, self.masks = encoder, styles, alpha, list(masks)
+        self.encoder, self.styles, self.masks, self.colors = encoder, styles, list(masks), colors
+        # the graph's alpha feed: full strength where the blend towards the photo follows recolouring
+        self.strength, self.alpha = alpha, np.array([1.0 if colors else alpha], np.float32)
         # torch computes the statistics; on the GPU when the engine runs there
         self.device = "cuda" if device == "cuda" and torch.cuda.is_available() else "cpu"
 
@@ -124,15 +132,15 @@ class AdaINRegions(Delegate):
     def for_sizes(self, sizes: list[tuple[int, int]]) -> Runner:
         """The runner for a batch of padded images whose sizes before padding are `sizes`
         (batch.infer_batch): the masks are resized to those."""
-        if not self.masks:  # the graph's own normalisation is the right one
+        if not self.masks and not self.colors:  # the graph's own normalisation is the right one
             return Delegate(self)
 
         def run(images: np.ndarray) -> np.ndarray:
-            weights = self.weights(sizes, images.shape[1:3])
+            weights = self.weights(sizes, images.shape[1:3]) if self.masks else None
             feat = self.features(images)
             own = flat(mean_std(feat))
             regions = self.regions(moments(feat, self.feature_weights(weights, feat)), own)
-            return self.blend(images, weights, own, regions, images)
+            return self.blend(images, weights, own, regions, images, unpadded(sizes, images.shape[1:3]))
         return Call(self.name, run)
 
     def for_tiles(self, image: np.ndarray, grid, size: tuple[int, int]):
@@ -147,13 +155,32 @@ class AdaINRegions(Delegate):
             total = m if total is None else total + m
         # colour preservation recolours the style to the whole photo; colour needs no full resolution
         photo = fit_style_image(image)[None]
+        transfers = self.preview_transfers(photo, total, size, image.shape[:2]) if self.colors else None
 
         def runner_for(indices: list[int]) -> Runner:
             tile_own = tuple(torch.cat([own[i][k] for i in indices]) for k in (0, 1))
             regions = self.regions(total, tile_own)
             w = None if weights[0] is None else np.stack([weights[i] for i in indices])
-            return Call(self.name, lambda images: self.blend(images, w, tile_own, regions, photo))
+            return Call(self.name, lambda images: self.blend(images, w, tile_own, regions, photo, transfers=transfers))
         return runner_for
+
+    def preview_transfers(self, photo: np.ndarray, total: Moments, size: tuple[int, int], shape: tuple[int, int]):
+        """Each style's colour transfer for a tiled image, from the whole image (`photo`, at
+        STYLE_SIZE) normalised by the full resolution's content statistics `total`."""
+        from .images import pad_to_multiple
+
+        padded, (h, w) = pad_to_multiple(photo[0])
+        weights = None
+        if self.masks:  # the masks at the preview's size: those of the image, resized
+            full = self.weights([size], shape)[0][:size[0], :size[1]]
+            weights = np.stack([np.asarray(Image.fromarray(full[..., k]).resize((w, h), Image.BILINEAR))
+                                for k in range(full.shape[-1])], axis=-1)
+            weights = np.pad(weights, ((0, padded.shape[0] - h), (0, padded.shape[1] - w), (0, 0)))[None]
+        own = flat(mean_std(self.features(padded[None])))
+        valid = unpadded([(h, w)], padded.shape[:2])
+        return [None if out is None else color_transfer(color_moments(out[0], self.region(weights, valid, 0, k)),
+                                                         self.colors[k])
+                for k, out in enumerate(self.outputs(padded[None], weights, own, self.regions(total, own), photo))]
 
     def weights(self, sizes: list[tuple[int, int]], shape: tuple[int, int]) -> np.ndarray:
         """float32 N x H x W x K: each style's weight over each padded image (masks.py)."""
@@ -188,19 +215,51 @@ class AdaINRegions(Delegate):
         return [(torch.where(empty[:, k], own[0], mean[:, k]), torch.where(empty[:, k], own[1], std[:, k]))
                 for k in range(len(self.styles))]
 
-    def blend(self, images: np.ndarray, weights: np.ndarray | None, own, regions, photos: np.ndarray) -> np.ndarray:
-        """Sum over styles of weight x the graph's output with that style on its region."""
-        out = None
+    def outputs(self, images: np.ndarray, weights: np.ndarray | None, own, regions, photos: np.ndarray) -> list:
+        """The graph's output with each style on its region (None for a style no pixel has)."""
+        results = []
         for k, style in enumerate(self.styles):
             if weights is not None and not weights[..., k].any():
-                continue  # no pixel of this batch is this style's
+                results.append(None)
+                continue
             feeds = adain_feeds(*statistics_for_tile(*style(photos), *own, *regions[k]), self.alpha)
-            result = Delegate(self, lambda images: feeds).infer(images)
-            if weights is None:
-                return result
-            part = weights[..., k, None] * result
-            out = part if out is None else out + part
+            results.append(Delegate(self, lambda images: feeds).infer(images))
+        return results
+
+    def blend(self, images: np.ndarray, weights: np.ndarray | None, own, regions, photos: np.ndarray,
+              valid: np.ndarray | None = None, transfers: list | None = None) -> np.ndarray:
+        """Sum over styles of weight x the output with that style on its region, recoloured (see
+        the class) where colours are given: by `transfers` (one per style), else each image's own."""
+        results = self.outputs(images, weights, own, regions, photos)
+        if weights is None and not self.colors:
+            return results[0]
+        out = 0
+        for k, result in enumerate(results):
+            if result is None:
+                continue
+            if self.colors:
+                result = np.stack([apply_transfer(r, transfers[k] if transfers and transfers[k] is not None else
+                                                  color_transfer(color_moments(r, self.region(weights, valid, n, k)),
+                                                                 self.colors[k])) for n, r in enumerate(result)])
+                result = self.strength * result + (1 - self.strength) * images.astype(np.float32)
+            out = out + (result if weights is None else weights[..., k, None] * result)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def region(weights: np.ndarray | None, valid: np.ndarray | None, n: int, k: int) -> np.ndarray | None:
+        """Image n's pixel weights for style k's colours: its mask, without the padding."""
+        w = None if weights is None else weights[n, ..., k]
+        if valid is not None:
+            w = valid[n] if w is None else w * valid[n]
+        return w
+
+
+def unpadded(sizes: list[tuple[int, int]], shape: tuple[int, int]) -> np.ndarray:
+    """float32 N x H x W: 1 on each padded image's own pixels, 0 on its padding."""
+    valid = np.zeros((len(sizes), *shape), np.float32)
+    for n, (h, w) in enumerate(sizes):
+        valid[n, :h, :w] = 1
+    return valid
 
 
 def flat(stats: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,17 +295,18 @@ def make_runner(graph: Graph, backend: Backend, extra_inputs: ExtraInputs | None
 def adain_runner(styles: list[str | np.ndarray], style_weights: list[float] | None = None, alpha: float = 1.0,
                  preserve_color: bool = False, decoder: str | None = None, vgg: str | None = None,
                  backend: Backend = CPU, graph_file: GraphFile | None = None,
-                 masks: list[np.ndarray] = ()) -> Runner:
+                 masks: list[np.ndarray] = (), style_colors: bool = False) -> Runner:
     """AdaIN with `styles` (preset names, image files or uint8 images), mixed by `style_weights`,
     or, given `masks` (float32 H x W in [0, 1], one per style but the last; masks.py), each
-    painted on its region."""
+    painted on its region; `style_colors`: recoloured to the paintings' colours (AdaINRegions)."""
     style_graph, graph = adain_graphs(decoder, vgg)
     # Style statistics are computed here in torch, once per run: the stylizer graph may be moved
     # to a GPU or to half precision by its runner, so it gets its own copy of the encoder.
     style_encoder = copy.deepcopy(style_graph.module)
     resolved = [resolve_style(s, style_encoder, graph.source["encoder_id"]) for s in styles]
-    alpha_feed = np.array([alpha], np.float32)
     recolor = preserve_color and all(s.image is not None for s in resolved)
+    colors = style_colors and painting_colors(resolved, style_weights, bool(masks))
+    alpha_feed = np.array([1.0 if colors else alpha], np.float32)
 
     def statistics(group: list[Style], weights: list[float] | None) -> StyleStatistics:
         if recolor:
@@ -263,7 +323,17 @@ def adain_runner(styles: list[str | np.ndarray], style_weights: list[float] | No
     if preserve_color and not recolor:
         # Presets carry no image to recolour: keep the photo's colours after stylising instead.
         runner = PostProcess(runner, keep_luminance)
-    return AdaINRegions(runner, copy.deepcopy(style_encoder), per_region, alpha_feed, masks, backend.device)
+    return AdaINRegions(runner, copy.deepcopy(style_encoder), per_region, alpha, masks, backend.device, colors or None)
+
+
+def painting_colors(styles: list[Style], weights: list[float] | None, per_region: bool) -> list[ColorMoments]:
+    """Each region's colours (with masks), else the styles' mixed by `weights`."""
+    old = [s.name for s in styles if s.colors is None]
+    if old:
+        raise StyleError(f"{', '.join(old)}: preset made before presets held colours; make it again "
+                         "(nst-fast presets) or turn style colours off (--no-style-colors)")
+    parts = [s.colors for s in styles]
+    return parts if per_region else [mix_moments(parts, weights)]
 
 
 @torch.no_grad()

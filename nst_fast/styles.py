@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from .color import ColorMoments, color_moments
 from .errors import ImageError, NSTError, StyleError, WeightsError
 from .fileio import atomic_path, check_writable
 from .images import fit_size, image_files, load_image
@@ -31,6 +32,7 @@ class Style:
     mean: torch.Tensor  # 1 x 512, FP32
     std: torch.Tensor  # 1 x 512, FP32
     image: np.ndarray | None = None  # uint8 H x W x 3 at STYLE_SIZE; None for a preset
+    colors: ColorMoments | None = None  # the painting's RGB mean and covariance (None: an old preset)
 
 
 def user_presets() -> Path:
@@ -82,13 +84,16 @@ def image_statistics(style_encoder, image: np.ndarray, device="cpu") -> tuple[to
 
 def image_style(name: str, image: np.ndarray, style_encoder, device="cpu") -> Style:
     image = fit_style_image(image)
-    return Style(name, *image_statistics(style_encoder, image, device), image=image)
+    return Style(name, *image_statistics(style_encoder, image, device), image=image, colors=color_moments(image))
 
 
 def save_preset(path: Path, style: Style, encoder_id: str, source: str) -> None:
     meta = {"name": style.name, "encoder_id": encoder_id, "source": source, "style_size": str(STYLE_SIZE)}
     with atomic_path(path) as tmp:
-        save_file({"mean": style.mean.contiguous(), "std": style.std.contiguous()}, str(tmp), metadata=meta)
+        tensors = {"mean": style.mean.contiguous(), "std": style.std.contiguous()}
+        if style.colors is not None:
+            tensors |= {"color_mean": torch.from_numpy(style.colors[0]), "color_cov": torch.from_numpy(style.colors[1])}
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_preset(path: Path, encoder_id: str) -> Style:
@@ -96,9 +101,11 @@ def load_preset(path: Path, encoder_id: str) -> Style:
 
     state, meta = read_weights(path)
     check_encoder(path, meta, encoder_id)
-    if set(state) != {"mean", "std"}:
+    # presets made before colour matching hold no colours
+    if set(state) not in ({"mean", "std"}, {"mean", "std", "color_mean", "color_cov"}):
         raise WeightsError(f"{path}: not a style preset (holds {sorted(state)})")
-    return Style(meta.get("name", path.stem), state["mean"], state["std"])
+    colors = (state["color_mean"].double().numpy(), state["color_cov"].double().numpy()) if "color_mean" in state else None
+    return Style(meta.get("name", path.stem), state["mean"], state["std"], colors=colors)
 
 
 def resolve_style(spec: str | np.ndarray, style_encoder, encoder_id: str, device="cpu") -> Style:

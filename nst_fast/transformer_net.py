@@ -3,6 +3,8 @@ Ulyanov et al., as in pytorch/examples' fast_neural_style. Input and output are 
 the output is bounded by a sigmoid (an unbounded output trained into dark, blotchy images)."""
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,18 +19,36 @@ class InstanceNorm(nn.InstanceNorm2d):
 
 
 class ConvLayer(nn.Sequential):
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, upsample: int = 1):
+    """Optional nearest upsampling, reflection padding and a convolution.
+
+    `centered` (set by `centered_for_fp16`) is for a convolution followed by instance norm, which
+    removes any per-channel constant: subtracting the input's per-channel mean and leaving out the
+    bias then change nothing in exact arithmetic, but keep the outputs near zero, where FP16
+    storage has the precision that the norm's division amplifies."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, upsample: int = 1,
+                 normed: bool = False):
         layers = [nn.Upsample(scale_factor=upsample, mode="nearest")] if upsample > 1 else []
         layers += [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_ch, out_ch, kernel, stride)]
         super().__init__(*layers)
+        self.normed, self.centered = normed, False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.centered:
+            return super().forward(x)
+        x = x - x.float().mean((2, 3), keepdim=True).to(x.dtype)
+        *resample, conv = self
+        for layer in resample:
+            x = layer(x)
+        return conv._conv_forward(x, conv.weight, None)
 
 
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.body = nn.Sequential(
-            ConvLayer(channels, channels, 3), InstanceNorm(channels, affine=True), nn.ReLU(),
-            ConvLayer(channels, channels, 3), InstanceNorm(channels, affine=True),
+            ConvLayer(channels, channels, 3, normed=True), InstanceNorm(channels, affine=True), nn.ReLU(),
+            ConvLayer(channels, channels, 3, normed=True), InstanceNorm(channels, affine=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -36,7 +56,7 @@ class ResidualBlock(nn.Module):
 
 
 def conv_norm_relu(in_ch: int, out_ch: int, kernel: int, stride: int = 1, upsample: int = 1) -> list[nn.Module]:
-    return [ConvLayer(in_ch, out_ch, kernel, stride, upsample), InstanceNorm(out_ch, affine=True), nn.ReLU()]
+    return [ConvLayer(in_ch, out_ch, kernel, stride, upsample, normed=True), InstanceNorm(out_ch, affine=True), nn.ReLU()]
 
 
 class TransformerNet(nn.Module):
@@ -54,3 +74,15 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.layers(x))
+
+
+def centered_for_fp16(module: nn.Module) -> nn.Module:
+    """A copy of `module` whose normed convolutions are centred (ConvLayer), for FP16 graphs and
+    engines: under FP16 storage of every activation (TensorRT), flat or saturated inputs lost up to
+    16 dB without it (The Great Wave: 35.8 dB, centred 52 dB). FP32 and bf16 graphs stay plain:
+    OpenVINO's bf16 kept its accuracy only without the extra mean and subtraction."""
+    module = copy.deepcopy(module)
+    for layer in module.modules():
+        if isinstance(layer, ConvLayer):
+            layer.centered = layer.normed
+    return module

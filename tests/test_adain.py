@@ -87,3 +87,14 @@ def test_keep_luminance_keeps_content_colour_and_stylised_brightness():
     unclipped = (out > 0).all(-1) & (out < 255).all(-1)
     np.testing.assert_allclose(luma(out)[unclipped], luma(grey)[unclipped], atol=1.0)
     assert np.abs(out.astype(int) - grey).max() > 10  # and colour came from the content
+
+
+def test_mixed_colour_moments_are_those_of_the_pooled_pixels():
+    from nst_fast.color import color_moments, mix_moments
+
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 256, (30, 3), dtype=np.uint8), rng.integers(0, 128, (10, 3), dtype=np.uint8)
+    mean, cov = mix_moments([color_moments(a), color_moments(b)], [3, 1])
+    want_mean, want_cov = color_moments(np.concatenate([a, b]))
+    np.testing.assert_allclose(mean, want_mean, atol=1e-12)
+    np.testing.assert_allclose(cov, want_cov, atol=1e-12)

@@ -74,15 +74,34 @@ def test_a_half_mask_gives_each_half_its_style(image, alone, vgg_weights):
             mean, std = encoder(torch.from_numpy(np.ascontiguousarray(region, dtype=np.uint8))[None])
         return float((mean - presets[style].mean).pow(2).mean() + (std - presets[style].std).pow(2).mean())
 
-    with nst_fast.Stylizer([A, B], masks=[half_mask()], **CPU) as s:
+    # the regions' own relu4_1 statistics, before the recolouring to each painting's colours
+    with nst_fast.Stylizer([A, B], masks=[half_mask()], style_colors=False, **CPU) as s:
         out = s.stylize(image)
     left, right = out[:, :56], out[:, 72:]  # away from the soft edge
     assert distance(left, A) < 0.8 * distance(left, B)
     assert distance(right, B) < 0.8 * distance(right, A)
     # and each half is near that style alone, not the other one
+    with nst_fast.Stylizer([A, B], masks=[half_mask()], **CPU) as s:
+        out = s.stylize(image).astype(int)
     for part, style, other in [(slice(0, 56), A, B), (slice(72, 128), B, A)]:
         near = np.abs(out[:, part] - alone[style][:, part]).mean()
         assert near < 0.5 * np.abs(out[:, part] - alone[other][:, part]).mean()
+
+
+def test_each_region_takes_its_paintings_colours(image, vgg_weights):
+    from nst_fast.color import color_moments
+    from nst_fast.styles import PRESETS, load_preset
+
+    colors = {s: load_preset(PRESETS / f"{s}.safetensors", vgg_weights.encoder_id).colors for s in (A, B)}
+
+    def error(region, style):
+        mean, cov = color_moments(region)
+        return float(np.abs(mean - colors[style][0]).sum() + np.abs(cov - colors[style][1]).sum())
+
+    with nst_fast.Stylizer([A, B], masks=[half_mask()], **CPU) as s:
+        out = s.stylize(image)
+    left, right = out[:, :56], out[:, 72:]
+    assert error(left, A) < 0.5 * error(left, B) and error(right, B) < 0.5 * error(right, A)
 
 
 def test_masks_in_tiles_match_an_untiled_run(vgg_weights):

@@ -34,6 +34,10 @@ class TorchRunner(Runner):
     def __init__(self, module: torch.nn.Module, device: str = "auto", half: bool = False,
                  extra_inputs: ExtraInputs | None = None, cuda_graphs: bool | None = None, bf16: bool = False):
         super().__init__(extra_inputs)
+        if half:  # as the FP16 graphs are exported
+            from ..transformer_net import centered_for_fp16
+
+            module = centered_for_fp16(module)
         self.module, self.half, self.bf16 = module, half, bf16
         self.device = resolve_device(device)
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
