@@ -33,6 +33,7 @@ THREADS_PER_ACTOR = 2  # decode and encode threads in each actor: the local runn
 # Files per actor call: enough for full engine batches of each shape, few enough that the progress
 # bar moves and an actor lost mid-call costs little work to redo.
 MAX_FILES_PER_CALL = 32
+REFUSED = "refused"  # a row's status when its actor could not build the Stylizer
 
 
 class _NoBar:
@@ -54,14 +55,24 @@ class StylizeFiles:
 
         from .api import Stylizer
 
-        self.stylizer = Stylizer(style, **options).open()
         self.quality, self.keep_exif = quality, keep_exif
         self.node = ray.get_runtime_context().get_node_id()  # for the driver's closing line
+        try:
+            self.stylizer, self.refused = Stylizer(style, **options).open(), ""
+        except NSTError as e:
+            # Weights that do not load, an engine missing on this node: said by the first row, so
+            # the driver stops with this one line (raised here, Ray would retry and then print
+            # its tracebacks).
+            self.refused = f"{e} (on the node at {ray.util.get_node_ip_address()})"
 
     def __call__(self, records: dict) -> dict:
         jobs = [Job(Path(os.fsdecode(src)), Path(os.fsdecode(dst))) for src, dst in zip(records["input"], records["output"])]
         try:
-            self._stylize(jobs)
+            if self.refused:
+                for job in jobs:
+                    job.status, job.error = REFUSED, one_line(self.refused)
+            else:
+                self._stylize(jobs)
         except Exception as e:  # a bug here must fail these files, not the block (and so the run)
             for job in jobs:
                 if job.status == "pending":
@@ -93,10 +104,12 @@ def run(jobs: list[Job], address: str, style, options: dict, *, quality: int = 9
     if todo:
         with _connected(address) as ray:
             actors, resources = _pool_size(ray, options.get("device", "auto"), workers)
+            per_call = min(MAX_FILES_PER_CALL, max(options.get("batch_size", 4), math.ceil(len(todo) / (4 * actors))))
+            actors = min(actors, math.ceil(len(todo) / per_call))  # an idle actor would still load everything
             if progress:
                 print(f"ray: {actors} actor(s), each {_described(resources)}, on {address}", file=sys.stderr,
                       flush=True)
-            rows = _dataset(ray, todo, style, options, quality, keep_exif, actors, resources).iter_rows()
+            rows = _dataset(ray, todo, style, options, quality, keep_exif, per_call, actors, resources).iter_rows()
             nodes = _collect(rows, todo, progress, verbose)
             if progress:
                 print(f"ray: the files ran on {len(nodes)} node(s)", file=sys.stderr, flush=True)
@@ -106,11 +119,11 @@ def run(jobs: list[Job], address: str, style, options: dict, *, quality: int = 9
     return summary
 
 
-def _dataset(ray, todo: list[Job], style, options: dict, quality: int, keep_exif: bool, actors: int,
-             resources: dict):
-    """The records (paths as bytes: a file name need not be UTF-8) through the actor pool."""
+def _dataset(ray, todo: list[Job], style, options: dict, quality: int, keep_exif: bool, per_call: int,
+             actors: int, resources: dict):
+    """The records (paths as bytes: a file name need not be UTF-8) through the actor pool, in
+    blocks of `per_call`, one actor call each."""
     records = [{"index": i, "input": os.fsencode(j.src), "output": os.fsencode(j.dst)} for i, j in enumerate(todo)]
-    per_call = min(MAX_FILES_PER_CALL, max(options.get("batch_size", 4), math.ceil(len(todo) / (4 * actors))))
     return ray.data.from_items(records, override_num_blocks=math.ceil(len(todo) / per_call)).map_batches(
         StylizeFiles, fn_constructor_args=(style, {**options, "progress": False}, quality, keep_exif),
         batch_size=per_call, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), **resources)
@@ -123,6 +136,9 @@ def _collect(rows, todo: list[Job], progress: bool, verbose: bool) -> set[str]:
     failed, nodes = 0, set()
     for row in rows:
         nodes.add(row["node"])
+        if row["status"] == REFUSED:
+            bar.close()
+            raise NSTError(str(row["error"]))
         job = todo[int(row["index"])]
         job.status, job.error, job.seconds, job.note = (str(row["status"]), str(row["error"]), float(row["seconds"]),
                                                         str(row["note"]))
@@ -145,6 +161,8 @@ def _pool_size(ray, device: str, workers: int | None) -> tuple[int, dict]:
     if device == "cuda" and not gpus:
         raise NSTError("--device cuda: the Ray cluster has no GPUs")
     if gpus:
+        if workers and workers > gpus:
+            raise NSTError(f"--workers {workers}: the Ray cluster has {gpus} GPU(s), one per actor")
         return workers or gpus, {"num_gpus": 1, "num_cpus": 1}
     nodes = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]]
     nodes = [cpus for cpus in nodes if cpus > 0]

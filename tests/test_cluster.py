@@ -27,7 +27,8 @@ RAY_MEMORY = 100_000_000  # bytes of object store per node: the rows are small, 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=2 * RAY_MEMORY, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=2 * RAY_MEMORY,
+             log_to_driver=False)  # "local": a new instance, even where another Ray runs on this machine
     yield
     ray.shutdown()
 
@@ -95,6 +96,16 @@ def test_ray_local_matches_the_local_runner_and_a_rerun_skips(local_ray, folder,
     assert again.exit_code == 1, again.output
     assert "0 done, 5 skipped, 1 failed" in again.output
     assert {p: p.stat().st_mtime_ns for p in on_ray.rglob("*.jpg")} == written
+
+
+def test_weights_an_actor_cannot_load_stop_the_run_with_one_line(local_ray, folder, tmp_path):
+    bad = tmp_path / "net.safetensors"
+    bad.write_bytes(b"not weights")
+    result = invoke(folder, "--model", bad, "-o", tmp_path / "out", "--ray", "local")
+    assert result.exit_code == 2, result.output
+    assert f"error: {bad}: not a readable safetensors file" in result.output
+    assert "Traceback" not in result.output
+    assert not list((tmp_path / "out").rglob("*.jpg"))
 
 
 def test_a_killed_actor_is_replaced_and_leaves_only_complete_outputs(local_ray, tmp_path):
