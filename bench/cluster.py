@@ -4,7 +4,7 @@ with the same engine; the start-up cost of a local Ray; a two-node cluster on th
 
     python -m bench.cluster --photos ../shared/data/photos --count 200 --size 512 -o bench/results
 
-Every run is the command in a fresh process, timed from its start to its exit (weights, engine
+Every run is the command in a fresh process (local and --ray local alternating, --repeat times), timed from its start to its exit (weights, engine
 and, on Ray, the cluster's start and the actors' set-up included); images/s is the run's own
 summary (done / its wall time). The graphs are exported once before the first timed run. Writes
 DATE-ray-SIZE-cpu.json and .md.
@@ -45,7 +45,7 @@ def make_inputs(photos: Path, count: int, size: int, folder: Path) -> None:
 
 
 def timed_run(inputs: Path, out: Path, options: list[str], env: dict | None = None) -> dict:
-    report = out.with_suffix(".json")
+    report, load = out.with_suffix(".json"), os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run([*CLI, "run", str(inputs), "-o", str(out), "--report", str(report), "-q", *options],
                           capture_output=True, text=True, env={**os.environ, **(env or {})})
@@ -54,7 +54,7 @@ def timed_run(inputs: Path, out: Path, options: list[str], env: dict | None = No
         raise SystemExit(f"{' '.join(options)}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     summary = json.loads(report.read_text())["summary"]
     return {"options": " ".join(options), "done": summary["done"], "process_wall_s": round(wall, 2),
-            "run_wall_s": summary["wall_seconds"], "images_per_s": round(summary["done"] / summary["wall_seconds"], 3)}
+            "run_wall_s": summary["wall_seconds"], "images_per_s": round(summary["done"] / summary["wall_seconds"], 3), "load_average": load}
 
 
 def on_cluster(nodes: int, cpus: int, inputs: Path, out: Path, options: list[str]) -> dict:
@@ -73,16 +73,17 @@ def on_cluster(nodes: int, cpus: int, inputs: Path, out: Path, options: list[str
 
 def markdown(report: dict) -> str:
     env, rows = report["environment"], report["results"]
-    local = rows[0]["images_per_s"]
+    local = float(np.median([row["images_per_s"] for row in rows if "--ray" not in row["options"]]))
     lines = [f"# `run --ray`: {report['count']} photos at {report['size']} px, style {report['style']}",
              "", f"{env['cpu']}, {env['cores']} cores; load average at the start {report['load_average']}; "
              f"git {env['git_commit']}, {env['date']}", "",
              f"Start-up of a local Ray (`ray.init` + one task): {report['ray_start_s']:.1f} s", "",
-             "| run | where | images/s | vs local runner | run wall s | process wall s |",
-             "|---|---|---:|---:|---:|---:|"]
+             "| run | where | images/s | vs local runner (median) | run wall s | process wall s | load at start |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for row in rows:
         lines.append(f"| `{row['options']}` | {row.get('cluster', 'this machine')} | {row['images_per_s']:.3f} | "
-                     f"{row['images_per_s'] / local:.0%} | {row['run_wall_s']:.1f} | {row['process_wall_s']:.1f} |")
+                     f"{row['images_per_s'] / local:.0%} | {row['run_wall_s']:.1f} | {row['process_wall_s']:.1f} | "
+                     f"{row['load_average']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--style", default="starry_night")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each, local and --ray local, alternating")
     parser.add_argument("--no-clusters", action="store_true", help="skip the one-node / two-node comparison")
     parser.add_argument("-o", "--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -109,8 +111,10 @@ def main() -> None:
         timed_run(tmp / "warm", tmp / "warm-out", options)  # exports the graphs into the cache: not timed
         report["ray_start_s"] = float(subprocess.run([sys.executable, "-c", START_RAY], capture_output=True,
                                                      text=True, check=True).stdout.split()[-1])
-        rows = [timed_run(tmp / "in", tmp / "local", options),
-                timed_run(tmp / "in", tmp / "ray-local", [*options, "--ray", "local"])]
+        rows = []
+        for i in range(args.repeat):  # alternating, so a change in the machine's load hits both alike
+            rows += [timed_run(tmp / "in", tmp / f"local-{i}", options),
+                     timed_run(tmp / "in", tmp / f"ray-local-{i}", [*options, "--ray", "local"])]
         if not args.no_clusters:
             rows += [on_cluster(1, 1, tmp / "in", tmp / "one-node", options),
                      on_cluster(2, 1, tmp / "in", tmp / "two-nodes", options)]

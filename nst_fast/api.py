@@ -357,7 +357,7 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     files' headers and print what would be done; nothing is written, not even the report.
     With `progress`, prints the backend line, a progress bar and where the sheet went to stderr.
     `workers`: decode and encode threads (default 2). `ray`: run on the Ray cluster at this address
-    instead (local, auto or ray://host:port; cluster.py), with `workers` actors (default: sized to
+    instead (local or auto; cluster.py), with `workers` actors (default: sized to
     the cluster); the plan, summary and report are the same."""
     from . import batch, interrupts, manifest
 
@@ -365,6 +365,10 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     report = Path(report) if report is not None else None
     batch.check_output_places(output, report, Path(contact_sheet) if contact_sheet is not None else None)
     check_options(style, **options)
+    if ray is not None:
+        from .cluster import check_address
+
+        check_address(ray)
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     for path in paths:
         if not os.path.lexists(path):

@@ -93,9 +93,9 @@ def main():
 @click.option("--verbose", "-v", is_flag=True, help="A line for every finished file.")
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--ray", "ray_address", metavar="ADDRESS",
-              help="Run on a Ray cluster with Ray Data: local (start one here for this run), auto (the running "
-                   "cluster, or RAY_ADDRESS) or ray://HOST:PORT. Needs nst-fast[ray]; the paths must be the same "
-                   "on every node.")
+              help="Run on a Ray cluster with Ray Data: local (start one here for this run) or auto (the running "
+                   "cluster, or RAY_ADDRESS; from another machine: ray job submit). Needs nst-fast[ray]; the paths "
+                   "must be the same on every node.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
               show_default=True)
 def run(paths, styles, style_weights, masks, method, alpha, preserve_color, max_size, batch_size, backend, device,

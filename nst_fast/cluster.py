@@ -95,7 +95,8 @@ def run(jobs: list[Job], address: str, style, options: dict, *, quality: int = 9
         workers: int | None = None, progress: bool = True, verbose: bool = False,
         started: float | None = None) -> Summary:
     """batch.run's counterpart on the Ray cluster at `address` (local: a Ray started for this run;
-    auto: the running cluster, or RAY_ADDRESS; ray://host:port). `style` and `options` are
+    auto: the running cluster, or RAY_ADDRESS; ray:// is refused, Ray Data needs a driver in the
+    cluster). `style` and `options` are
     Stylizer's, built in every actor. `workers`: actors (default: one per GPU, else sized to the
     cluster's CPUs)."""
     summary = Summary(jobs)
@@ -178,15 +179,25 @@ def _described(resources: dict) -> str:
     return ", ".join(f"{value:g} {name.removeprefix('num_')[:-1].upper()}" for name, value in resources.items())
 
 
+def check_address(address: str) -> None:
+    """Before any work: Ray is installed and `address` is one Ray Data can run from."""
+    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
+    if target.startswith("ray://"):  # checked: the streaming executor needs a core worker, which a client lacks
+        raise NSTError(f"--ray {address}: {target} is a Ray Client address, and Ray Data does not run through Ray "
+                       "Client (ray-project/ray#48682); run the command on a node of the cluster with --ray auto, "
+                       "or submit it there: ray job submit --address http://HEAD:8265 -- nst-fast run ... --ray auto")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise NSTError("--ray needs Ray Data: pip install 'nst-fast[ray]'") from None
+
+
 @contextlib.contextmanager
 def _connected(address: str):
     """Ray connected to `address` for the block, its own progress bars and log lines kept off the
     terminal (they go to its log files): the driver's bar says what there is to say. A Ray
     started here stops at the end; one already running in this process is used and left running."""
-    try:
-        import ray
-    except ImportError:
-        raise NSTError("--ray needs Ray Data: pip install 'nst-fast[ray]'") from None
+    import ray
     # Ray's core writes its own notices straight to stderr (e.g. that actors keep constructor
     # arguments in the object store); errors that matter reach the driver as exceptions.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")

@@ -98,6 +98,16 @@ def test_ray_local_matches_the_local_runner_and_a_rerun_skips(local_ray, folder,
     assert {p: p.stat().st_mtime_ns for p in on_ray.rglob("*.jpg")} == written
 
 
+@pytest.mark.parametrize("address, env", [("ray://head:10001", {}), ("auto", {"RAY_ADDRESS": "ray://head:10001"})])
+def test_ray_client_addresses_are_refused_before_any_work(folder, tmp_path, monkeypatch, address, env):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = invoke(folder, "-o", tmp_path / "out", "--ray", address)
+    assert result.exit_code == 2, result.output
+    assert "Ray Data does not run through Ray Client" in result.output and "ray job submit" in result.output
+    assert not (tmp_path / "out").exists()  # not even the manifest
+
+
 def test_weights_an_actor_cannot_load_stop_the_run_with_one_line(local_ray, folder, tmp_path):
     bad = tmp_path / "net.safetensors"
     bad.write_bytes(b"not weights")
