@@ -357,8 +357,8 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     files' headers and print what would be done; nothing is written, not even the report.
     With `progress`, prints the backend line, a progress bar and where the sheet went to stderr.
     `workers`: decode and encode threads (default 2). `ray`: run on the Ray cluster at this address
-    instead (local or auto; cluster.py), with `workers` actors (default: sized to
-    the cluster); the plan, summary and report are the same."""
+    instead (local or auto; cluster.py), with `workers` actors (default: sized to the cluster);
+    the plan, summary and report are the same."""
     from . import batch, interrupts, manifest
 
     output = Path(output)

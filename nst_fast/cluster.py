@@ -28,6 +28,7 @@ from tqdm import tqdm
 from .batch import Job, Pipeline, Summary, done_line, feed, one_line, prepare, printable, reason
 from .errors import NSTError
 from .fileio import remove_stale_parts
+from .interrupts import sigterm_as_interrupt
 
 THREADS_PER_ACTOR = 2  # decode and encode threads in each actor: the local runner's default
 # Files per actor call: enough for full engine batches of each shape, few enough that the progress
@@ -57,8 +58,10 @@ class StylizeFiles:
 
         self.quality, self.keep_exif = quality, keep_exif
         self.node = ray.get_runtime_context().get_node_id()  # for the driver's closing line
+        self.backend = ""
         try:
             self.stylizer, self.refused = Stylizer(style, **options).open(), ""
+            self.backend = str(self.stylizer.backend.backend)  # without what was passed over, and why
         except NSTError as e:
             # Weights that do not load, an engine missing on this node: said by the first row, so
             # the driver stops with this one line (raised here, Ray would retry and then print
@@ -78,7 +81,8 @@ class StylizeFiles:
                 if job.status == "pending":
                     job.status, job.error = "failed", one_line(f"{job.src}: {reason(e)}")
         return {"index": records["index"], "status": [j.status for j in jobs], "error": [j.error for j in jobs],
-                "seconds": [j.seconds for j in jobs], "note": [j.note for j in jobs], "node": [self.node] * len(jobs)}
+                "seconds": [j.seconds for j in jobs], "note": [j.note for j in jobs], "node": [self.node] * len(jobs),
+                "backend": [self.backend] * len(jobs)}
 
     def _stylize(self, jobs: list[Job]) -> None:
         s = self.stylizer
@@ -95,29 +99,35 @@ def run(jobs: list[Job], address: str, style, options: dict, *, quality: int = 9
         workers: int | None = None, progress: bool = True, verbose: bool = False,
         started: float | None = None) -> Summary:
     """batch.run's counterpart on the Ray cluster at `address` (local: a Ray started for this run;
-    auto: the running cluster, or RAY_ADDRESS; ray:// is refused, Ray Data needs a driver in the
-    cluster). `style` and `options` are
+    auto: the running cluster, or RAY_ADDRESS; see check_address). `style` and `options` are
     Stylizer's, built in every actor. `workers`: actors (default: one per GPU, else sized to the
     cluster's CPUs)."""
     summary = Summary(jobs)
     todo = prepare(jobs, verbose)
     start = started if started is not None else time.perf_counter()
-    if todo:
-        with _connected(address) as ray:
-            actors, resources = _pool_size(ray, options.get("device", "auto"), workers)
-            per_call = min(MAX_FILES_PER_CALL, max(options.get("batch_size", 4), math.ceil(len(todo) / (4 * actors))))
-            actors = min(actors, math.ceil(len(todo) / per_call))  # an idle actor would still load everything
-            if progress:
-                print(f"ray: {actors} actor(s), each {_described(resources)}, on {address}", file=sys.stderr,
-                      flush=True)
-            rows = _dataset(ray, todo, style, options, quality, keep_exif, per_call, actors, resources).iter_rows()
-            nodes = _collect(rows, todo, progress, verbose)
-            if progress:
-                print(f"ray: the files ran on {len(nodes)} node(s)", file=sys.stderr, flush=True)
+    try:
+        if todo:
+            _run_on_ray(todo, address, style, options, quality, keep_exif, workers, progress, verbose)
+    finally:  # also after Ctrl-C, which stops the actors mid-write
         for folder in {j.dst.parent for j in todo if j.dst.parent.is_dir()}:
             remove_stale_parts(folder)  # an actor lost mid-write leaves its temporary file
     summary.wall = time.perf_counter() - start
     return summary
+
+
+def _run_on_ray(todo: list[Job], address: str, style, options: dict, quality: int, keep_exif: bool,
+                workers: int | None, progress: bool, verbose: bool) -> None:
+    with _connected(address) as ray:
+        actors, resources = _pool_size(ray, options.get("device", "auto"), workers)
+        per_call = min(MAX_FILES_PER_CALL, max(options.get("batch_size", 4), math.ceil(len(todo) / (4 * actors))))
+        actors = min(actors, math.ceil(len(todo) / per_call))  # an idle actor would still load everything
+        if progress:
+            print(f"ray: {actors} actor(s), each {_described(resources)}, on {address}", file=sys.stderr, flush=True)
+        rows = _dataset(ray, todo, style, options, quality, keep_exif, per_call, actors, resources).iter_rows()
+        nodes, backends = _collect(rows, todo, progress, verbose)
+        if progress:
+            print(f"ray: the files ran on {len(nodes)} node(s); backend: {'; '.join(sorted(backends))}",
+                  file=sys.stderr, flush=True)
 
 
 def _dataset(ray, todo: list[Job], style, options: dict, quality: int, keep_exif: bool, per_call: int,
@@ -130,28 +140,27 @@ def _dataset(ray, todo: list[Job], style, options: dict, quality: int, keep_exif
         batch_size=per_call, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), **resources)
 
 
-def _collect(rows, todo: list[Job], progress: bool, verbose: bool) -> set[str]:
+def _collect(rows, todo: list[Job], progress: bool, verbose: bool) -> tuple[set[str], set[str]]:
     """Each row's outcome into its job, with the local runner's lines and one bar; returns the
-    nodes that ran them."""
-    bar = tqdm(total=len(todo), unit="img", desc="stylising (ray)", disable=None if progress else True)
-    failed, nodes = 0, set()
-    for row in rows:
-        nodes.add(row["node"])
-        if row["status"] == REFUSED:
-            bar.close()
-            raise NSTError(str(row["error"]))
-        job = todo[int(row["index"])]
-        job.status, job.error, job.seconds, job.note = (str(row["status"]), str(row["error"]), float(row["seconds"]),
-                                                        str(row["note"]))
-        if job.status == "failed":
-            failed += 1
-            bar.write(f"error: {job.error}", file=sys.stderr)
-            bar.set_postfix(failed=failed, refresh=False)
-        elif verbose:
-            bar.write(done_line(job), file=sys.stdout)
-        bar.update(1)
-    bar.close()
-    return nodes
+    nodes that ran them and the backends they ran on."""
+    failed, nodes, backends = 0, set(), set()
+    with tqdm(total=len(todo), unit="img", desc="stylising (ray)", disable=None if progress else True) as bar:
+        for row in rows:
+            if row["status"] == REFUSED:
+                raise NSTError(str(row["error"]))
+            nodes.add(row["node"])
+            backends.add(str(row["backend"]))
+            job = todo[int(row["index"])]
+            job.status, job.error, job.seconds, job.note = (str(row["status"]), str(row["error"]),
+                                                            float(row["seconds"]), str(row["note"]))
+            if job.status == "failed":
+                failed += 1
+                bar.write(f"error: {job.error}", file=sys.stderr)
+                bar.set_postfix(failed=failed, refresh=False)
+            elif verbose:
+                bar.write(done_line(job), file=sys.stdout)
+            bar.update(1)
+    return nodes, backends
 
 
 def _pool_size(ray, device: str, workers: int | None) -> tuple[int, dict]:
@@ -194,9 +203,8 @@ def check_address(address: str) -> None:
 
 @contextlib.contextmanager
 def _connected(address: str):
-    """Ray connected to `address` for the block, its own progress bars and log lines kept off the
-    terminal (they go to its log files): the driver's bar says what there is to say. A Ray
-    started here stops at the end; one already running in this process is used and left running."""
+    """Ray connected to `address` for the block, Ray Data kept quiet. A Ray started here stops at
+    the end; one already running in this process is used and left running."""
     import ray
     # Ray's core writes its own notices straight to stderr (e.g. that actors keep constructor
     # arguments in the object store); errors that matter reach the driver as exceptions.
@@ -208,17 +216,34 @@ def _connected(address: str):
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise NSTError(f"--ray {address}: cannot connect ({one_line(e)})") from None
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    for handler in logging.getLogger("ray.data").handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.ERROR)
     try:
-        yield ray
+        # ray.init puts its own SIGTERM handler in (it ends the process at once): SIGTERM stops the
+        # run as Ctrl-C does, with the summary and the report
+        with _ray_data_quiet(ray), sigterm_as_interrupt():
+            yield ray
     except ray.exceptions.RayError as e:
         raise NSTError(f"the Ray job failed ({one_line(str(e).splitlines()[0] if str(e) else type(e).__name__)}); "
                        "the outputs written so far are complete: run the same command again to finish") from None
     finally:
         if owned:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _ray_data_quiet(ray):
+    """Ray Data's progress bars and console log lines off for the block (they still go to its log
+    files), as they were after: the driver's bar says what there is to say."""
+    context = ray.data.DataContext.get_current()  # imports ray.data, which sets up its log handlers
+    before = context.enable_progress_bars, context.print_on_execution_start
+    consoles = [h for h in logging.getLogger("ray.data").handlers
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    levels = [h.level for h in consoles]
+    context.enable_progress_bars = context.print_on_execution_start = False
+    for handler in consoles:
+        handler.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = before
+        for handler, level in zip(consoles, levels):
+            handler.setLevel(level)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -149,6 +151,27 @@ def test_a_killed_actor_is_replaced_and_leaves_only_complete_outputs(local_ray, 
     assert len(list(out.rglob("p*.jpg"))) == 24
 
 
+def test_sigterm_stops_the_run_with_the_summary_and_the_report(tmp_path):
+    """ray.init puts in a SIGTERM handler of its own that ends the process at once; the run must
+    still stop as after Ctrl-C: exit 130, the summary, the report, only complete outputs."""
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    photos(src, 24, sizes=((64, 96),))
+    command = [sys.executable, "-c", "from nst_fast.cli import main; main()", *RUN, str(src), "-o", str(out),
+               "--report", str(report), "--ray", "local"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 90
+    while not any(out.rglob("p*.jpg")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 130, output
+    assert "interrupted:" in output and "not started (run the same command again to finish)" in output
+    assert json.loads(report.read_text())["summary"]["interrupted"] is True
+    assert no_partial_files(out)
+    for path in out.rglob("p*.jpg"):
+        Image.open(path).load()
+
+
 def test_a_two_node_cluster_runs_on_both_nodes(tmp_path):
     from ray.cluster_utils import Cluster
 
@@ -163,7 +186,7 @@ def test_a_two_node_cluster_runs_on_both_nodes(tmp_path):
         result = invoke(src, "-o", out, "--ray", "auto", "--batch-size", 1)
         assert result.exit_code == 0, result.output
         assert "ray: 2 actor(s), each 1 CPU, on auto" in result.output
-        assert "ray: the files ran on 2 node(s)" in result.output
+        assert "ray: the files ran on 2 node(s); backend: torch on the CPU" in result.output
         assert len(list(out.rglob("*.jpg"))) == 8
     finally:
         ray.shutdown()
