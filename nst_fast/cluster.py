@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .batch import Job, Pipeline, Summary, done_line, feed, one_line, prepare, printable, reason
+from .batch import Job, Pipeline, Summary, done_line, feed, one_line, prepare, reason
 from .errors import NSTError
 from .fileio import remove_stale_parts
 from .interrupts import sigterm_as_interrupt
