@@ -102,7 +102,7 @@ def variants(method: str, stylizer, options: dict, smoothed: bool = True):
 
 def evaluate_clip(clip: Path, work: Path, stylizers, judges, truth: int, *, window: range, batch_size: int = 4,
                   judge_every: int = 10, flow_scale: float = 0.5, max_size: int | None = None,
-                  smoothed: bool = True) -> tuple[list[dict], dict]:
+                  smoothed: bool = True, restore_detail: bool = True) -> tuple[list[dict], dict]:
     """Stylise `clip` with each (method, Stylizer), stabilised and plain (and AdaIN with smoothed
     statistics where `smoothed`), into `work`; one row per variant: frames/s, warping error, the
     judges' scores of the true style (index `truth`), PSNR against plain. Also the frames of
@@ -110,7 +110,8 @@ def evaluate_clip(clip: Path, work: Path, stylizers, judges, truth: int, *, wind
     from nst_fast.metrics import psnr
     from nst_fast.temporal import warping_error
 
-    options = dict(batch_size=batch_size, flow_scale=flow_scale, max_size=max_size, stabilize=True)
+    options = dict(batch_size=batch_size, flow_scale=flow_scale, max_size=max_size, stabilize=True,
+                   restore_detail=restore_detail)
     size = Reader(clip, max_size).size  # the outputs' frames, less the encoder's padding
     rows, strips = [], {}
     for method, stylizer in stylizers:
@@ -248,6 +249,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--flow-scale", type=float, default=VideoOptions.flow_scale,
                         help="stabiliser's flow resolution, a fraction of the frame size")
+    parser.add_argument("--no-restore-detail", dest="restore_detail", action="store_false",
+                        help="stabilise without giving the blend the fresh frame's detail energy back")
     parser.add_argument("--judge-every", type=int, default=10)
     parser.add_argument("--strip", type=Path)
     parser.add_argument("-o", "--out", type=Path, default=Path("bench/results"))
@@ -263,11 +266,13 @@ def main() -> None:
         write_clip(clip, pan_frames(load_image(args.photo), size, count))
         rows, strips = evaluate_clip(clip, Path(tmp), stylizers(args.methods), judges, list(paintings).index(STYLE),
                                      window=window, batch_size=args.batch_size, judge_every=args.judge_every,
-                                     flow_scale=args.flow_scale)
+                                     flow_scale=args.flow_scale, restore_detail=args.restore_detail)
     report = report_for(f"{args.photo.name} panned and zoomed, {size[0]}x{size[1]}, {count} frames at "
                         "30000/1001 fps with a 440 Hz AAC tone", rows, len(paintings), args.batch_size,
                         args.judge_every, args.flow_scale)
+    report["restore_detail"] = args.restore_detail
     flow = "" if args.flow_scale == VideoOptions.flow_scale else f"-flow{args.flow_scale:g}"
+    flow += "" if args.restore_detail else "-norestore"
     write_report(report, args.out / f"{time.strftime('%Y-%m-%d')}-video-{size[1]}p{flow}-cpu")
     if args.strip:
         contact_strip(strips, args.strip, window)

@@ -131,7 +131,7 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
 
 def check_output_places(out: Path, report: Path | None = None, contact_sheet: Path | None = None) -> None:
     """Before any work (a dry run too): every place the run will write can be written."""
-    if out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
+    if (out.suffix.lower() in IMAGE_EXTENSIONS or is_video(out)) and not out.is_dir():
         raise NSTError(f"-o {out}: -o is the folder the outputs go into, under their own names; "
                        f"give a folder, e.g. -o {out.with_suffix('')}")
     check_writable(out)

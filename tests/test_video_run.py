@@ -73,8 +73,10 @@ def times(path):
 
 def test_folder_with_photo_videos_and_a_corrupt_one(folder, tmp_path, net):
     out, report = tmp_path / "out", tmp_path / "report.json"
-    result = invoke(folder, "--model", net, "-o", out, "--report", report, "--verbose")
+    result = invoke(folder, "--model", net, "-o", out, "--report", report, "--verbose",
+                    "--contact-sheet", tmp_path / "sheet.jpg")
     assert result.exit_code == 1, result.output  # one file failed, as for photos
+    assert Image.open(tmp_path / "sheet.jpg").size[1] < 600  # one row, the photo: videos are left out
     made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "nst-fast.json")
     assert made == ["clip.mp4", "photo.png", "sub/odd.mkv"]  # names and containers kept, nothing partial
     assert Image.open(out / "photo.png").size == (40, 30)
@@ -173,7 +175,7 @@ def test_dry_run_describes_videos(folder, tmp_path, net, capsys):
     result = invoke(folder, "--model", net, "-o", tmp_path / "out", "--dry-run")
     assert result.exit_code == 1
     assert f"would stylise: {folder / 'clip.mp4'} -> {tmp_path / 'out' / 'clip.mp4'} (video 48x36, " in result.output
-    assert f"would fail: {folder / 'broken.mp4'}" in result.output or "would stylise" in result.output
+    assert f"would fail: {folder / 'broken.mp4'}: cannot read this video" in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -204,3 +206,18 @@ def test_eval_video_measures_warping_error_plain_and_stabilised(folder, tmp_path
         assert set(row["style"]) == {"VGG statistics", "Lab colour + LBP texture"}
     assert rows["stabilised"]["warping_error"] != rows["plain"]["warping_error"]
     assert "warping error" in result.output and (tmp_path / "eval" / "video.md").is_file()
+
+
+def test_without_the_extra_each_video_is_one_error_and_the_photos_are_done(folder, tmp_path, net, monkeypatch):
+    from nst_fast import video
+    from nst_fast.errors import NSTError
+
+    def missing():
+        raise NSTError("video needs PyAV and OpenCV (no module 'av'): pip install 'nst-fast[video]'")
+
+    monkeypatch.setattr(video, "import_av", missing)
+    result = invoke(folder, "--model", net, "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "1 done, 0 skipped, 3 failed" in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3 and all("pip install 'nst-fast[video]'" in line for line in errors), errors
+    assert (tmp_path / "out" / "photo.png").is_file()
