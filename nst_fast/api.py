@@ -37,8 +37,6 @@ StyleLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
 
 METHODS = ("adain", "transformer", "gatys")
-# Videos: whether temporal stabilisation is on when not asked (see stabilize_default)
-STABILIZE_BY_DEFAULT = {"adain": True, "transformer": False}
 NO_GATYS_VIDEO = "method gatys optimises every frame for minutes: stylise videos with adain or transformer"
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cpu", "cuda")
@@ -252,12 +250,12 @@ class Stylizer:
                     outputs[i] = out[:h, :w]
         return outputs
 
-    def stylize_video(self, source: PathLike, output: PathLike, *, stabilize: bool | None = None,
+    def stylize_video(self, source: PathLike, output: PathLike, *, stabilize: bool = True,
                       stability: float = 0.85, crf: int | None = None, progress: bool = False) -> VideoResult:
         """One video file into `output` (container from its suffix: .mp4 .m4v .mov .mkv .webm .avi),
         written atomically: frames streamed through the engine in batches of `batch_size`,
         downscaled to `max_size`; each frame keeps its time; sound copied. `stabilize`: blend
-        each frame with the previous output moved by optical flow (default: stabilize_default);
+        each frame with the previous output moved by optical flow, against flicker (README, Video);
         `stability`: the previous output's weight there, in [0, 1); `crf`: encoder quality, lower
         is better (default: the codec's, libx264 18). `progress`: a bar with frames/s on a terminal.
         Needs the `video` extra. Returns video.VideoResult (frames, seconds, fps, codec, audio,
@@ -268,17 +266,16 @@ class Stylizer:
         self.open()
         return stylize_video(source, output, self._stylize_arrays, options)
 
-    def video_options(self, *, stabilize: bool | None = None, stability: float = 0.85, crf: int | None = None,
+    def video_options(self, *, stabilize: bool = True, stability: float = 0.85, crf: int | None = None,
                       progress: bool = False) -> VideoOptions:
         """video.VideoOptions for this Stylizer (its batch size and max size). Raises OptionError."""
         from .video import VideoOptions
 
         if self.method == "gatys":
             raise OptionError(NO_GATYS_VIDEO, "method")
-        check_video_options(stabilize=stabilize, stability=stability, crf=crf)
+        check_video_options(stability=stability, crf=crf)
         return VideoOptions(batch_size=self.batch_size, max_size=self.max_size, crf=crf, stability=stability,
-                            stabilize=stabilize_default(self.method) if stabilize is None else stabilize,
-                            progress=progress)
+                            stabilize=stabilize, progress=progress)
 
     def _pixels(self, image: ImageLike) -> np.ndarray:
         """uint8 H x W x 3 RGB of `image`, downscaled to `max_size`."""
@@ -304,14 +301,7 @@ def _checked_array(array: np.ndarray, what: str) -> np.ndarray:
     return array
 
 
-def stabilize_default(method: str) -> bool:
-    """Whether videos are stabilised when not told: for AdaIN, which flickers strongly frame to
-    frame, yes (warping error -79 % at 720p); for the transformer networks, which flicker 17x less
-    on their own, the stabiliser's own errors outweigh what it removes (README, Video)."""
-    return STABILIZE_BY_DEFAULT.get(method, False)
-
-
-def check_video_options(*, stabilize: bool | None = None, stability: float = 0.85, crf: int | None = None) -> None:
+def check_video_options(*, stability: float = 0.85, crf: int | None = None) -> None:
     """Raise OptionError for video options that cannot work, before any weights load."""
     if not 0 <= stability < 1:
         raise OptionError(f"{stability}: the previous frame's weight is at least 0 and below 1", "stability")
@@ -395,7 +385,7 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
                style: StyleLike | Sequence[StyleLike] = (), *, format: str | None = None, quality: int = 95,
                overwrite: bool = False, workers: int = 2, keep_exif: bool = False, report: PathLike | None = None,
                contact_sheet: PathLike | None = None, dry_run: bool = False, verbose: bool = False,
-               progress: bool = True, stabilize: bool | None = None, stability: float = 0.85,
+               progress: bool = True, stabilize: bool = True, stability: float = 0.85,
                crf: int | None = None, **options) -> Summary:
     """The batch runner of `nst-fast run`: stylise image and video files and folders (walked
     recursively) into `output` (a file goes to `output`/its name, a folder's contents directly under `output`);
@@ -420,19 +410,17 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     report = Path(report) if report is not None else None
     batch.check_output_places(output, report, Path(contact_sheet) if contact_sheet is not None else None)
     check_options(style, **options)
-    check_video_options(stabilize=stabilize, stability=stability, crf=crf)
+    check_video_options(stability=stability, crf=crf)
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     for path in paths:
         if not os.path.lexists(path):
             raise ImageError(f"{path}: no such file or folder")
     jobs = batch.plan(paths, output, format, overwrite)
-    method = options.get("method", "adain")
     videos = [job for job in jobs if job.is_video]
-    video = dict(stabilize=stabilize_default(method) if stabilize is None else stabilize, stability=stability,
-                 crf=crf)
+    video = dict(stabilize=stabilize, stability=stability, crf=crf)
     made_with = _settings(_style_list(style), format, video=video if videos else None, **options)
     manifest.check(output, made_with, overwrite)
-    if method == "gatys":
+    if options.get("method") == "gatys":
         batch.refuse(videos, NO_GATYS_VIDEO)
     if dry_run:  # before any weights are loaded or graphs exported
         return batch.dry_run(jobs, workers, options.get("max_size"))

@@ -85,10 +85,10 @@ def main():
 @click.option("--keep-exif", is_flag=True,
               help="Copy EXIF (orientation set to 1) and an RGB ICC profile into the outputs "
                    "(default: convert inputs with an ICC profile to sRGB and write neither).")
-@click.option("--stabilize/--no-stabilize", default=None,
+@click.option("--stabilize/--no-stabilize", default=True, show_default=True,
               help="Videos: blend each frame with the previous output moved by optical flow, against flicker. "
-                   "Default: on for adain (warping error -79 % at 720p), off for transformer (it flickers "
-                   "little on its own, and stabilising measured WORSE: see README, Video).")
+                   "On for both methods: measured, the warping error went down 79 % for adain at 1280x720 "
+                   "and 49 % for transformer at 1024x576 (66 % at 640x360); see README, Video.")
 @click.option("--stability", type=click.FloatRange(0, 1, max_open=True), default=0.85, show_default=True,
               help="Videos: weight of the previous output where the flow is trusted (higher: steadier, more ghosting).")
 @click.option("--crf", type=click.IntRange(0, 63),
