@@ -9,13 +9,13 @@ quick and imports neither torch nor any engine.
 """
 from typing import TYPE_CHECKING
 
-from .errors import BackendError, ImageError, NSTError, OptionError, StyleError, WeightsError
+from .errors import BackendError, ImageError, NSTError, OptionError, StyleError, VideoError, WeightsError
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the API loads on first use
     from .api import BackendChoice, Stylizer, check_options, run_folder, stylize
 
 __all__ = ["Stylizer", "stylize", "run_folder", "check_options", "BackendChoice",
-           "NSTError", "OptionError", "StyleError", "WeightsError", "ImageError", "BackendError"]
+           "NSTError", "OptionError", "StyleError", "WeightsError", "ImageError", "BackendError", "VideoError"]
 _API = {"Stylizer", "stylize", "run_folder", "check_options", "BackendChoice"}
 
 

@@ -27,8 +27,9 @@ from .tiling import check_tile_size
 
 if TYPE_CHECKING:
     from .backends import Backend
-    from .batch import Summary
+    from .batch import Job, Summary
     from .runners import Runner
+    from .video import VideoOptions, VideoResult
 
 PathLike = Union[str, os.PathLike]
 # A style: a bundled preset or transformer name, an image file, a PIL image or a uint8 H x W x 3 array.
@@ -36,6 +37,8 @@ StyleLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
 
 METHODS = ("adain", "transformer", "gatys")
+NO_GATYS_VIDEO = "method gatys optimises every frame for minutes: stylise videos with adain or transformer"
+NO_RAY_VIDEO = "videos do not run on Ray yet: stylise them without --ray"
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -224,14 +227,21 @@ class Stylizer:
     def stylize_batch(self, images: Sequence[ImageLike]) -> list[Image.Image | np.ndarray]:
         """A list of images of any sizes (as `stylize` takes them), batched by shape inside; the
         outputs in the same order and types."""
+        arrays = [self._pixels(image) for image in images]
+        self.open()
+        outputs = self._stylize_arrays(arrays)
+        return [np.ascontiguousarray(out) if isinstance(image, np.ndarray) else Image.fromarray(out)
+                for image, out in zip(images, outputs)]
+
+    def _stylize_arrays(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """uint8 H x W x 3 images (already within max_size) through the started engine: batched by
+        padded shape, tiled where large. What the video job's frames go through."""
         from .batch import infer_batch, stylize_tiled
         from .images import pad_to_multiple
         from .tiling import needs_tiles
 
-        arrays = [self._pixels(image) for image in images]
         padded = [pad_to_multiple(a) for a in arrays]
         outputs: list[np.ndarray | None] = [None] * len(arrays)
-        self.open()
         by_shape: dict[tuple, list[int]] = {}
         for i, (p, size) in enumerate(padded):
             if needs_tiles(p.shape, self.tile_size):
@@ -245,8 +255,34 @@ class Stylizer:
                 results = infer_batch(self.runner, [padded[i][0] for i in chunk], sizes)
                 for i, out, (h, w) in zip(chunk, results, sizes):
                     outputs[i] = out[:h, :w]
-        return [np.ascontiguousarray(out) if isinstance(image, np.ndarray) else Image.fromarray(out)
-                for image, out in zip(images, outputs)]
+        return outputs
+
+    def stylize_video(self, source: PathLike, output: PathLike, *, stabilize: bool = True,
+                      stability: float = 0.85, crf: int | None = None, progress: bool = False) -> VideoResult:
+        """One video file into `output` (container from its suffix: .mp4 .m4v .mov .mkv .webm .avi),
+        written atomically: frames streamed through the engine in batches of `batch_size`,
+        downscaled to `max_size`; each frame keeps its time; sound copied. `stabilize`: blend
+        each frame with the previous output moved by optical flow, against flicker (README, Video);
+        `stability`: the previous output's weight there, in [0, 1); `crf`: encoder quality, lower
+        is better (default: the codec's, libx264 18). `progress`: a bar with frames/s on a terminal.
+        Needs the `video` extra. Returns video.VideoResult (frames, seconds, fps, codec, audio,
+        notes); raises VideoError naming the file for a video that cannot be read or written."""
+        from .video import stylize_video
+
+        options = self.video_options(stabilize=stabilize, stability=stability, crf=crf, progress=progress)
+        self.open()
+        return stylize_video(source, output, self._stylize_arrays, options)
+
+    def video_options(self, *, stabilize: bool = True, stability: float = 0.85, crf: int | None = None,
+                      progress: bool = False) -> VideoOptions:
+        """video.VideoOptions for this Stylizer (its batch size and max size). Raises OptionError."""
+        from .video import VideoOptions
+
+        if self.method == "gatys":
+            raise OptionError(NO_GATYS_VIDEO, "method")
+        check_video_options(stability=stability, crf=crf)
+        return VideoOptions(batch_size=self.batch_size, max_size=self.max_size, crf=crf, stability=stability,
+                            stabilize=stabilize, progress=progress)
 
     def _pixels(self, image: ImageLike) -> np.ndarray:
         """uint8 H x W x 3 RGB of `image`, downscaled to `max_size`."""
@@ -270,6 +306,14 @@ def _checked_array(array: np.ndarray, what: str) -> np.ndarray:
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3 or 0 in array.shape:
         raise ImageError(f"{what}: a {array.dtype} array of shape {array.shape}; want uint8 H x W x 3 (RGB)")
     return array
+
+
+def check_video_options(*, stability: float = 0.85, crf: int | None = None) -> None:
+    """Raise OptionError for video options that cannot work, before any weights load."""
+    if not 0 <= stability < 1:
+        raise OptionError(f"{stability}: the previous frame's weight is at least 0 and below 1", "stability")
+    if crf is not None and not 0 <= crf <= 63:
+        raise OptionError(f"{crf}: between 0 (lossless) and 63 (libx264 takes up to 51)", "crf")
 
 
 def _build_runner(styles: list[StyleLike], *, method, alpha, style_weights, masks, preserve_color, style_colors,
@@ -350,9 +394,10 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
                style: StyleLike | Sequence[StyleLike] = (), *, format: str | None = None, quality: int = 95,
                overwrite: bool = False, workers: int | None = None, keep_exif: bool = False,
                report: PathLike | None = None, contact_sheet: PathLike | None = None, dry_run: bool = False,
-               verbose: bool = False, progress: bool = True, ray: str | None = None, **options) -> Summary:
-    """The batch runner of `nst-fast run`: stylise image files and folders (walked recursively)
-    into `output` (a file goes to `output`/its name, a folder's contents directly under `output`);
+               verbose: bool = False, progress: bool = True, ray: str | None = None, stabilize: bool = True,
+               stability: float = 0.85, crf: int | None = None, **options) -> Summary:
+    """The batch runner of `nst-fast run`: stylise image and video files and folders (walked
+    recursively) into `output` (a file goes to `output`/its name, a folder's contents directly under `output`);
     outputs that exist are skipped (`overwrite` redoes them), so a rerun finishes an interrupted
     run. `output`/nst-fast.json records the settings; a run with other settings into it raises
     NSTError unless `overwrite`. A file that fails is reported and the run goes on. `options` are
@@ -366,13 +411,18 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     With `progress`, prints the backend line, a progress bar and where the sheet went to stderr.
     `workers`: decode and encode threads (default 2). `ray`: run on the Ray cluster at this address
     instead (local or auto; cluster.py), with `workers` actors (default: sized to the cluster);
-    the plan, summary and report are the same."""
+    the plan, summary and report are the same; videos do not run on Ray yet.
+
+    Videos (.mp4 .m4v .mov .mkv .webm .avi; the `video` extra) keep their name and container and
+    go through Stylizer.stylize_video with `stabilize`, `stability` and `crf`; their jobs also
+    get `frames` and `fps` (frames stylised per second)."""
     from . import batch, interrupts, manifest
 
     output = Path(output)
     report = Path(report) if report is not None else None
     batch.check_output_places(output, report, Path(contact_sheet) if contact_sheet is not None else None)
     check_options(style, **options)
+    check_video_options(stability=stability, crf=crf)
     if ray is not None:
         from .cluster import check_address
 
@@ -381,11 +431,17 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     for path in paths:
         if not os.path.lexists(path):
             raise ImageError(f"{path}: no such file or folder")
-    made_with = _settings(_style_list(style), format, **options)
-    manifest.check(output, made_with, overwrite)
     jobs = batch.plan(paths, output, format, overwrite)
+    videos = [job for job in jobs if job.is_video]
+    video = dict(stabilize=stabilize, stability=stability, crf=crf)
+    made_with = _settings(_style_list(style), format, video=video if videos else None, **options)
+    manifest.check(output, made_with, overwrite)
+    if options.get("method") == "gatys":
+        batch.refuse(videos, NO_GATYS_VIDEO)
+    if ray is not None:
+        batch.refuse(videos, NO_RAY_VIDEO)
     if dry_run:  # before any weights are loaded or graphs exported
-        return batch.dry_run(jobs, workers or 2)
+        return batch.dry_run(jobs, workers or 2, options.get("max_size"))
     batch.summary_on_interrupt(jobs, report)
     if ray is not None:  # every actor builds its own Stylizer from the same style and options
         from . import cluster
@@ -398,9 +454,16 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
         if progress and stylizer.method != "gatys":
             print(f"backend: {stylizer.backend}", file=sys.stderr, flush=True)
         manifest.write(output, made_with, jobs)  # once the weights and styles have loaded
+
+        def stylize_video(job: Job) -> VideoResult:  # inside batch.run, with the engine started
+            from .video import stylize_video
+
+            return stylize_video(job.src, job.dst, stylizer._stylize_arrays,
+                                 stylizer.video_options(**video, progress=progress))
+
         summary = batch.run(jobs, stylizer.runner, stylizer.batch_size, stylizer.max_size, quality, workers or 2,
                             progress=progress, tile_size=stylizer.tile_size, keep_exif=keep_exif, verbose=verbose,
-                            started=interrupts.started())
+                            started=interrupts.started(), video=stylize_video)
     if report is not None:
         batch.write_report(summary, report)
     if contact_sheet is not None:
@@ -414,13 +477,14 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
 
 def _settings(styles: list[StyleLike], format: str | None, *, method="adain", alpha=1.0, style_weights=None,
               masks=None, preserve_color=False, style_colors=None, model=None, vgg=None, max_size=None, steps=300,
-              **unused) -> dict:
-    """What the output manifest records for these options (manifest.settings)."""
+              video=None, **unused) -> dict:
+    """What the output manifest records for these options (manifest.settings); `video`: the video
+    options, where the run has videos."""
     from . import manifest
 
     return manifest.settings(method, [_style_spec(s) for s in styles], style_weights, _path(model), _path(vgg),
                              alpha, preserve_color, max_size, format, steps, masks,
-                             uses_style_colors(method, preserve_color, style_colors))
+                             uses_style_colors(method, preserve_color, style_colors), video)
 
 
 def uses_style_colors(method: str, preserve_color: bool, style_colors: bool | None) -> bool:

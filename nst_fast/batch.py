@@ -5,6 +5,10 @@ write to a temporary name and rename. Images larger than the tile size go throug
 tiles (tiling.py). A file that fails is reported with its path and reason and the run goes on; a
 failing batch fails only the files at fault; an output that already exists is skipped, so a rerun
 resumes.
+
+Videos found beside the photos (video.VIDEO_EXTENSIONS) are one job each, planned by the same
+rules; they run after the photos, one at a time, through the `video` callable that the API gives
+(video.stylize_video streams their frames in batches).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -34,6 +38,10 @@ from .manifest import MANIFEST, is_output_folder
 from .runners import Runner
 from .runners.base import NonFiniteOutput
 from .tiling import Grid, needs_tiles, runner_for_tiles
+from .video import VIDEO_EXTENSIONS, is_video
+
+if TYPE_CHECKING:
+    from .video import VideoResult
 
 FLUSH_AFTER = 1.0  # s: a part-filled batch runs once its oldest image has waited this long
 TILE_SIZE = 1024  # larger images are tiled: the largest side the engines are built and tested for
@@ -47,6 +55,16 @@ class Job:
     error: str = ""
     seconds: float = 0.0
     note: str = ""  # e.g. "GIF with 3 frames: the first one used", "6 tiles"
+    frames: int | None = None  # a video's frames stylised
+
+    @property
+    def is_video(self) -> bool:
+        return is_video(self.src)
+
+    @property
+    def fps(self) -> float | None:
+        """A video's frames stylised per second (decoding, stabilising and encoding included)."""
+        return self.frames / self.seconds if self.frames is not None and self.seconds > 0 else None
 
 
 @dataclass
@@ -67,13 +85,18 @@ class Summary:
         rate = done / self.wall if self.wall > 0 else 0.0
         line = (f"{done} done, {self.count('skipped')} skipped, {self.count('failed')} failed "
                 f"in {self.wall:.1f} s ({rate:.2f} images/s)")
+        videos = [j for j in self.jobs if j.status == "done" and j.frames is not None]
+        if videos:
+            frames, seconds = sum(j.frames for j in videos), sum(j.seconds for j in videos)
+            line += (f"; {len(videos)} video{'s' if len(videos) > 1 else ''}: {frames} frames in {seconds:.1f} s "
+                     f"({frames / seconds if seconds else 0:.2f} frames/s)")
         if self.interrupted:
             line = f"interrupted: {line}; {self.count('pending')} not started (run the same command again to finish)"
         return line
 
 
 def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool = False) -> list[Job]:
-    """One job per input image. The layout rule, the same however many paths are given: a file goes
+    """One job per input image or video. The layout rule, the same however many paths are given: a file goes
     to `out`/its name, a folder's tree is mirrored directly under `out` (its contents, not the
     folder itself), so adding a path never moves the outputs of the others; two inputs that would
     get the same output fail as a collision. The output folder itself is never walked. Existing
@@ -81,8 +104,8 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
     out = out.resolve()
     found = [found for root in paths for found in _walk(root, out)]
     if not found:
-        raise NSTError(f"no images found in {', '.join(printable(str(p)) for p in paths)} "
-                       f"(looked for {' '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise NSTError(f"no images or videos found in {', '.join(printable(str(p)) for p in paths)} "
+                       f"(looked for {' '.join(sorted(IMAGE_EXTENSIONS | set(VIDEO_EXTENSIONS)))})")
     resolved = [_real(src) for src, _ in found]
     inputs = set(resolved)
     jobs, owners, seen = [], {}, set()
@@ -90,7 +113,8 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
         if real in seen:  # the same file given twice is done once
             continue
         seen.add(real)
-        dst = out / rel.with_suffix(output_suffix(src, fmt))
+        # a video keeps its name and container; an image gets the output format's suffix
+        dst = out / (rel if is_video(src) else rel.with_suffix(output_suffix(src, fmt)))
         job = Job(src, dst)
         if _real(dst) in inputs:  # e.g. -o the input folder, or --format png beside an input .png
             job.status, job.error = "failed", f"{src}: output {dst} would overwrite an input; choose another -o"
@@ -107,7 +131,7 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
 
 def check_output_places(out: Path, report: Path | None = None, contact_sheet: Path | None = None) -> None:
     """Before any work (a dry run too): every place the run will write can be written."""
-    if out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
+    if (out.suffix.lower() in IMAGE_EXTENSIONS or is_video(out)) and not out.is_dir():
         raise NSTError(f"-o {out}: -o is the folder the outputs go into, under their own names; "
                        f"give a folder, e.g. -o {out.with_suffix('')}")
     check_writable(out)
@@ -126,7 +150,7 @@ def _real(path: Path) -> Path:
 
 
 def _walk(root: Path, out: Path):
-    """(file, path relative to the output folder) for every image under `root`, sorted. Subfolders
+    """(file, path relative to the output folder) for every image and video under `root`, sorted. Subfolders
     holding an nst-fast manifest are earlier outputs, not inputs: skipped, with a line each."""
     if not root.is_dir():
         yield root, Path(root.name)
@@ -137,7 +161,7 @@ def _walk(root: Path, out: Path):
                              and not _earlier_output(here / d))
         for name in sorted(filenames):
             path = here / name
-            if path.suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
+            if (path.suffix.lower() in IMAGE_EXTENSIONS or is_video(path)) and not name.startswith("."):
                 yield path, path.relative_to(root)
 
 
@@ -258,6 +282,10 @@ class Pipeline:
         job = item.job
         with self.lock:
             job.status, job.seconds = "done", time.perf_counter() - item.start
+        self.report_done(job)
+
+    def report_done(self, job: Job) -> None:
+        with self.lock:
             if self.verbose:
                 self.bar.write(done_line(job), file=sys.stdout)
             self.bar.update(1)
@@ -320,6 +348,45 @@ class Pipeline:
             self.writing.release()
 
 
+def run_videos(jobs: list[Job], video: Callable[[Job], VideoResult] | None, pipeline: Pipeline) -> bool:
+    """Each video job through `video`, one at a time; a video that fails is one error line and the
+    next one starts. Returns whether an interrupt stopped them: the video in flight is dropped
+    (its partial file deleted, its job left not started), the others are not started."""
+    for job in jobs:
+        start = time.perf_counter()
+        try:
+            if video is None:
+                raise NSTError("this runner does not stylise videos")
+            result = video(job)
+        except KeyboardInterrupt:
+            pipeline.bar.write(f"interrupted: {printable(str(job.src))} dropped, no partial file left "
+                               "(run the same command again to finish)", file=sys.stderr)
+            return True
+        except Exception as e:  # one bad video must not end the run
+            pipeline.fail(job, video_error(job, e), start)
+            continue
+        job.frames = result.frames
+        job.note = "; ".join([f"{result.frames} frames, {result.fps:.2f} frames/s", result.codec, *result.audio,
+                              *([f"{result.cuts} scene cuts"] if result.cuts else []), *result.notes])
+        with pipeline.lock:
+            job.status, job.seconds = "done", result.seconds
+        pipeline.report_done(job)
+    return False
+
+
+def video_error(job: Job, e: Exception) -> str:
+    """The error line of a failed video: VideoError names the file already; others get its name."""
+    text = str(e) if isinstance(e, NSTError) else f"stylisation failed ({reason(e)})"
+    return text if text.startswith(str(job.src)) else f"{job.src}: {text}"
+
+
+def refuse(jobs: list[Job], why: str) -> None:
+    """Fail pending jobs while planning (as collisions are), with `why` after each one's path."""
+    for job in jobs:
+        if job.status == "pending":
+            job.status, job.error = "failed", f"{job.src}: {why}"
+
+
 def done_line(job: Job) -> str:
     note = f"; {job.note}" if job.note else ""
     return printable(f"done: {job.src} -> {job.dst} ({job.seconds:.2f} s{note})")
@@ -362,17 +429,20 @@ def feed(pipeline: Pipeline, decoders: ThreadPoolExecutor, jobs: list[Job], max_
 def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | None = None,
         quality: int = 95, workers: int = 2, progress: bool = True, *, tile_size: int = TILE_SIZE,
         keep_exif: bool = False, verbose: bool = False, flush_after: float = FLUSH_AFTER,
-        started: float | None = None) -> Summary:
-    """Stylise every pending job. Images whose padded side exceeds `tile_size` (0: never) go
+        started: float | None = None, video: Callable[[Job], VideoResult] | None = None) -> Summary:
+    """Stylise every pending job: the images, then the videos one at a time through `video` (the
+    API's video job; it writes job.dst atomically), with the runner started. Images whose padded side exceeds `tile_size` (0: never) go
     through in tiles; `keep_exif` carries EXIF (orientation 1) and an RGB ICC profile into the
     outputs (otherwise inputs are converted to sRGB); `verbose` prints a line per finished file;
     a part-filled batch runs after `flush_after` seconds. The summary's time counts from `started`
     (time.perf_counter(), e.g. when the command began, so loading and exporting count), else now."""
     summary = Summary(jobs)
     todo = prepare(jobs, verbose)
+    videos = [j for j in todo if j.is_video]
+    todo = [j for j in todo if not j.is_video]
     start = started if started is not None else time.perf_counter()
-    # disable=None: a bar on a terminal, none in logs and pipes
-    bar = tqdm(total=len(todo), unit="img", desc="stylising", disable=None if progress else True)
+    # disable=None: a bar on a terminal, none in logs and pipes (each video has its own, in frames/s)
+    bar = tqdm(total=len(todo) + len(videos), unit="file", desc="stylising", disable=None if progress else True)
 
     limit = 2 * workers * batch_size  # decoded images waiting, and stylised ones waiting to be written
     with ThreadPoolExecutor(workers) as decoders, ThreadPoolExecutor(workers) as encoders, sigterm_as_interrupt():
@@ -388,6 +458,8 @@ def run(jobs: list[Job], runner: Runner, batch_size: int = 4, max_size: int | No
                 decoders.shutdown(wait=False, cancel_futures=True)
                 bar.write("interrupted: finishing the images in flight (Ctrl-C again to stop now)", file=sys.stderr)
             pipeline.flush_all()
+            if not summary.interrupted:
+                summary.interrupted = run_videos(videos, video, pipeline)
         finally:
             runner.close()
     bar.close()
@@ -408,19 +480,23 @@ def summary_on_interrupt(jobs: list[Job], report: Path | None = None) -> None:
     interrupts.on_interrupt(summary)
 
 
-def dry_run(jobs: list[Job], workers: int = 2) -> Summary:
-    """What run() would do, printed, with nothing written. Each input's header is read, so files
-    that are not images, decompression bombs and unreadable files show as failing; truncated data
-    only shows in a real decode."""
+def dry_run(jobs: list[Job], workers: int = 2, max_size: int | None = None) -> Summary:
+    """What run() would do, printed, with nothing written. Each input's header is read (a video's
+    first frame), so files that are not images or videos, decompression bombs and unreadable files
+    show as failing; truncated data only shows in a real decode."""
     def check(job: Job):
         try:
+            if job.is_video:
+                from .video import describe_video
+
+                return job, describe_video(job.src, max_size)
             return job, check_image(job.src)
-        except ImageError as e:
+        except NSTError as e:  # ImageError, VideoError, or the video extra missing
             return job, e
 
     with ThreadPoolExecutor(workers) as pool:
         for job, note in bounded_map(pool, check, [j for j in jobs if j.status == "pending"], ahead=4 * workers):
-            if isinstance(note, ImageError):
+            if isinstance(note, NSTError):
                 job.status, job.error = "failed", one_line(note)
             else:
                 job.note = note
@@ -436,11 +512,12 @@ def dry_run(jobs: list[Job], workers: int = 2) -> Summary:
 
 def write_report(summary: Summary, path: Path) -> None:
     """Every file of the run in plan order, as JSON: status, input size, output, seconds, error,
-    note (e.g. an animated GIF's first frame, tiling). Written atomically."""
+    note (e.g. an animated GIF's first frame, tiling); videos also frames and fps (frames stylised
+    per second). Written atomically."""
     status = lambda job: "not started" if job.status == "pending" else job.status  # noqa: E731 (interrupted run)
     files = [{"input": printable(str(j.src)), "status": status(j), "bytes": _size(j.src),
               "output": printable(str(j.dst)), "seconds": round(j.seconds, 3), "error": printable(j.error),
-              "note": j.note}
+              "note": j.note, **video_fields(j)}
              for j in summary.jobs]
     totals = {status: summary.count(status) for status in ("done", "skipped", "failed")}
     totals["not_started"] = summary.count("pending")
@@ -448,6 +525,13 @@ def write_report(summary: Summary, path: Path) -> None:
                           "line": summary.line()}, "files": files}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def video_fields(job: Job) -> dict:
+    """A video's report fields (none for an image): frames stylised, frames per second."""
+    if not job.is_video:
+        return {}
+    return {"frames": job.frames, "fps": None if job.fps is None else round(job.fps, 3)}
 
 
 def _size(path: Path) -> int | None:

@@ -90,8 +90,17 @@ def main():
 @click.option("--keep-exif", is_flag=True,
               help="Copy EXIF (orientation set to 1) and an RGB ICC profile into the outputs "
                    "(default: convert inputs with an ICC profile to sRGB and write neither).")
+@click.option("--stabilize/--no-stabilize", default=True, show_default=True,
+              help="Videos: blend each frame with the previous output moved by optical flow, against flicker. "
+                   "On for both methods: measured, the warping error went down 79 % for adain at 1280x720 "
+                   "and 49 % for transformer at 1024x576 (66 % at 640x360); see README, Video.")
+@click.option("--stability", type=click.FloatRange(0, 1, max_open=True), default=0.85, show_default=True,
+              help="Videos: weight of the previous output where the flow is trusted (higher: steadier, more ghosting).")
+@click.option("--crf", type=click.IntRange(0, 63),
+              help="Videos: encoder quality, lower is better and larger (default: libx264 18, VP9 31).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a JSON report: every file with status, size, output, seconds and error.")
+              help="Write a JSON report: every file with status, size, output, seconds and error "
+                   "(videos: also frames and fps, frames stylised per second).")
 @click.option("--dry-run", is_flag=True, help="List what would be stylised, skipped or fail; write nothing.")
 @click.option("--verbose", "-v", is_flag=True, help="A line for every finished file.")
 @click.option("--quiet", "-q", is_flag=True)
@@ -101,11 +110,14 @@ def main():
                    "must be the same on every node.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
               show_default=True)
-def run(paths, styles, style_weights, masks, method, alpha, preserve_color, style_colors, max_size, batch_size, backend, device,
-        precision, half, graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif,
-        report,
+def run(paths, styles, style_weights, masks, method, alpha, preserve_color, style_colors, max_size, batch_size, backend,
+        device, precision, half, graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif,
+        stabilize, stability, crf, report,
         dry_run, verbose, quiet, ray_address, output):
-    """Stylise image files and folders (recursively) into OUTPUT, mirroring the folder tree.
+    """Stylise image and video files and folders (recursively) into OUTPUT, mirroring the folder tree.
+
+    A video (.mp4 .m4v .mov .mkv .webm .avi; needs nst-fast[video]) keeps its name and container,
+    its frame times and its sound; --format and --quality are for images, --max-size for both.
 
     Existing outputs are skipped, so a rerun finishes an interrupted run; OUTPUT/nst-fast.json records
     the settings, and a run with others into it stops unless --overwrite. Exit status: 0 all done,
@@ -120,7 +132,8 @@ def run(paths, styles, style_weights, masks, method, alpha, preserve_color, styl
         precision = resolve_precision(precision, half)
         summary = run_folder(list(paths), output, list(styles), format=fmt, quality=quality, overwrite=overwrite,
                              workers=workers, keep_exif=keep_exif, report=report, contact_sheet=contact_sheet,
-                             dry_run=dry_run, verbose=verbose, progress=not quiet, method=method, alpha=alpha,
+                             dry_run=dry_run, verbose=verbose, progress=not quiet, stabilize=stabilize,
+                             stability=stability, crf=crf, method=method, alpha=alpha,
                              style_weights=list(style_weights) or None, masks=list(masks) or None,
                              preserve_color=preserve_color, style_colors=style_colors, model=model,
                              vgg=vgg, backend=backend, device=device, precision=precision, max_size=max_size,
@@ -393,15 +406,21 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
 
 
 @main.command("eval")
-@click.option("--content", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-              help="Folder of photos, e.g. ../shared/data/eval/content (the first --limit are used).")
+@click.option("--content", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of photos, e.g. ../shared/data/eval/content (the first --limit are used); "
+                   "required unless --video.")
+@click.option("--video", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Instead of photos: measure flicker on this clip, the warping error (Lai et al. 2018) of "
+                   "stabilised and plain output, with both style judges' scores; the first --style only unless "
+                   "-s is given, methods adain and transformer, frames at most --size (default 1024, as run).")
 @click.option("--styles-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Folder of paintings, e.g. ../shared/data/styles: all are candidates for the style judges.")
 @click.option("--style", "-s", "styles", multiple=True, default=("starry_night", "the_scream", "great_wave"),
               show_default=True, help="Styles to stylise with (file stems in --styles-dir; repeatable).")
 @click.option("--method", "-m", "methods_", multiple=True, type=click.Choice(["gatys", "adain", "transformer"]),
               help="Methods to evaluate (repeatable; default all three).")
-@click.option("--size", type=click.IntRange(32), default=256, show_default=True, help="Long side of the photos, px.")
+@click.option("--size", type=click.IntRange(32), default=256, show_default=True,
+              help="Long side of the photos, px (with --video: of the frames, default 1024).")
 @click.option("--limit", type=click.IntRange(1), default=6, show_default=True, help="Photos used.")
 @click.option("--gatys-steps", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--transformers", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -415,17 +434,22 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/eval"),
               show_default=True)
-def eval_(content, styles_dir, styles, methods_, size, limit, gatys_steps, transformers, decoder, no_fidelity,
+def eval_(content, video, styles_dir, styles, methods_, size, limit, gatys_steps, transformers, decoder, no_fidelity,
           gatys_from, threads, output):
     """Measure output quality: style identification by two judges, HED edge F-score, the Gatys
     losses as ratios to Gatys, and each backend's PSNR against torch FP32. Writes OUTPUT/eval.{json,md}
-    and a contact sheet per method; outputs are kept in OUTPUT/outputs, so a rerun only adds what is missing."""
+    and a contact sheet per method; outputs are kept in OUTPUT/outputs, so a rerun only adds what is missing.
+    With --video: OUTPUT/video.{json,md} and a strip of consecutive frames, OUTPUT/video-strip.jpg."""
     from bench import evaluate
 
     from .backends import has
 
     if not (has("skimage") and has("scipy")):
         raise click.UsageError("nst-fast eval needs scikit-image and scipy: pip install 'nst-fast[eval]'")
+    if video is not None:
+        return eval_video(video, styles_dir, styles, methods_, size, transformers, threads, output)
+    if content is None:
+        raise click.UsageError("give --content (a folder of photos) or --video (a clip)")
     default_methods = tuple(m for m in evaluate.METHODS if not (gatys_from and m == "gatys"))
     setup = evaluate.Setup(content, styles_dir, list(styles), output, tuple(methods_ or default_methods), size, limit,
                            gatys_steps, transformers, not no_fidelity, threads, gatys_from=gatys_from,
@@ -435,6 +459,29 @@ def eval_(content, styles_dir, styles, methods_, size, limit, gatys_steps, trans
     except FileNotFoundError as e:
         raise click.UsageError(str(e)) from None
     click.echo((output / "eval.md").read_text())
+
+
+def eval_video(clip, styles_dir, styles, methods_, size, transformers, threads, output):
+    """`eval --video`: the flags the user did not give get the video's defaults."""
+    import torch
+    from bench import video
+
+    from .video import import_av
+
+    import_av()  # the extra missing: one line, before the judges load
+    if "gatys" in methods_:
+        raise click.UsageError("--video: gatys optimises every frame for minutes; use -m adain or -m transformer")
+    ctx = click.get_current_context()
+    given = lambda name: ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT  # noqa: E731
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        video.evaluate_video(clip, styles_dir, list(styles if given("styles") else styles[:1]),
+                             list(methods_ or ("adain", "transformer")), output, transformers,
+                             size if given("size") else 1024)
+    except FileNotFoundError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo((output / "video.md").read_text())
 
 
 def untrained_transformer(directory: Path) -> str:

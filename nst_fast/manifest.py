@@ -22,10 +22,11 @@ MANIFEST = "nst-fast.json"
 
 def settings(method: str, styles: list, style_weights: list[float] | None, model: str | None, vgg: str | None,
              alpha: float, preserve_color: bool, max_size: int | None, fmt: str | None, steps: int,
-             masks: list | None = None, style_colors: bool = False) -> dict:
+             masks: list | None = None, style_colors: bool = False, video: dict | None = None) -> dict:
     """What changes the pictures, with the weights, style and mask files by content hash, so a
     replaced file counts as another setting (styles and masks given as pixels, by their pixels'
-    hash). Backend and precision change them by a level or two: not kept."""
+    hash). Backend and precision change them by a level or two: not kept. `video`: the
+    stabilisation and encoder settings, for runs that hold videos."""
     from .graphs import transformer_path
     from .models import DEFAULT_DECODER
     from .styles import find_style
@@ -41,6 +42,8 @@ def settings(method: str, styles: list, style_weights: list[float] | None, model
         made["style_weights"] = list(style_weights or [])
     if masks:  # only then, so the manifests of runs without masks stay as they were
         made["masks"] = [_described(m, Path) for m in masks]
+    if video:  # likewise only for runs with videos
+        made["video"] = dict(video)
     if method == "adain":
         made["style_colors"] = style_colors
         made["weights_sha256"] = sha256_file(Path(model) if model else DEFAULT_DECODER)[:16]

@@ -50,11 +50,12 @@ def contact_sheet(rows: list[list[np.ndarray]], path: str | os.PathLike, labels:
 
 
 def run_sheet(jobs, path: str | os.PathLike, limit: int = 24) -> str | None:
-    """A sheet of a run's first `limit` inputs (done or skipped) beside their outputs; the line that
-    says where it is (and how many it leaves out), None when there was nothing to show."""
+    """A sheet of a run's first `limit` images (done or skipped) beside their outputs; the line that
+    says where it is (and how many it leaves out), None when there was nothing to show. Videos
+    are left out."""
     from .images import load_image
 
-    made = [(j.src, j.dst) for j in jobs if j.status in ("done", "skipped")]
+    made = [(j.src, j.dst) for j in jobs if j.status in ("done", "skipped") and not j.is_video]
     pairs = made[:limit]
     if not pairs:
         return None

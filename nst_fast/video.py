@@ -42,10 +42,13 @@ StylizeBatch = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
 def import_av():
+    """PyAV, or one NSTError naming the extra to install (OpenCV is checked too: the stabiliser
+    and the scene-cut check need it, and the error should come before any work)."""
     try:
         import av
-    except ImportError:
-        raise NSTError("video needs PyAV and OpenCV: pip install 'nst-fast[video]'") from None
+        import cv2  # noqa: F401
+    except ImportError as e:
+        raise NSTError(f"video needs PyAV and OpenCV (no module {e.name!r}): pip install 'nst-fast[video]'") from None
     return av
 
 
@@ -63,7 +66,8 @@ class VideoOptions:
     flow_preset: str = "fast"  # DIS preset for stabilising: ultrafast or fast
     flow_scale: float = 0.5  # flow computed at this fraction of the frame size
     smoothing: float = 0.8  # momentum of AdaIN's content statistics over time (with a hook)
-    progress: bool = True
+    max_size: int | None = None  # frames downscaled (by FFmpeg, area) so their long side is at most this
+    progress: bool = True  # a bar per video with frames/s and ETA, on a terminal only
 
 
 @dataclass
@@ -105,15 +109,16 @@ def stylize_video(source: str | Path, output: str | Path, stylize_batch: Stylize
     options = options or VideoOptions()
     source, output = Path(source), Path(output)
     start = time.perf_counter()
-    reader = Reader(source)
+    reader = Reader(source, options.max_size)
     with reader.open() as container, atomic_path(output) as tmp, _translate(output, "cannot write the video"), \
             Writer(tmp, output, reader, container.streams.audio, options.crf) as writer:
         tracker = MotionTracker(Flow(options.flow_preset, options.flow_scale)) if options.stabilize else None
         stabilizer = Stabilizer(options.stability, options.restore_detail)
         stylize = Stylize(stylize_batch, statistics if options.stabilize else None, options.smoothing)
         cuts = 0
+        # disable=None: a bar on a terminal, none in logs and pipes (as the batch runner's)
         with tqdm(total=reader.expected or None, desc=source.name, unit="frame", leave=False,
-                  disable=not options.progress) as bar:
+                  disable=None if options.progress else True) as bar:
             for batch in batches(reader.frames(container, writer.audio), options.batch_size):
                 motions = [tracker(frame) if tracker else None for frame, _ in batch]
                 cuts += sum(m is not None and m.cut for m in motions)
@@ -124,7 +129,13 @@ def stylize_video(source: str | Path, output: str | Path, stylize_batch: Stylize
         reader.check_complete()
         writer.close()
     return VideoResult(source, output, reader.decoded, time.perf_counter() - start, writer.codec,
-                       writer.audio_notes, cuts, writer.notes)
+                       writer.audio_notes, cuts, reader.notes + writer.notes)
+
+
+def describe_video(path: str | Path, max_size: int | None = None) -> str:
+    """One line about a video (size after max_size, frames, rate), reading only its first frame;
+    raises VideoError as stylize_video would for a file that cannot be opened or decoded."""
+    return Reader(Path(path), max_size).describe()
 
 
 def batches(items: Iterator, size: int) -> Iterator[list]:
@@ -162,9 +173,9 @@ def _reason(e: Exception) -> str:
 class Reader:
     """The input: probed once for the first frame (size, rotation), then opened to stream."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, max_size: int | None = None):
         self.path, self.av = path, import_av()
-        self.decoded = 0
+        self.decoded, self.notes = 0, []
         with self.open() as container:
             if not container.streams.video:
                 raise VideoError(f"{path}: no video stream")
@@ -173,7 +184,14 @@ class Reader:
                 first = next(container.decode(stream), None)
             if first is None:
                 raise VideoError(f"{path}: no frame could be decoded (truncated or corrupt?)")
+            # the size frames are decoded at: the first one's, downscaled to max_size
             self.width, self.height = first.width, first.height
+            if max_size and max(first.width, first.height) > max_size:
+                from .images import fit_size
+
+                self.width, self.height = fit_size((first.width, first.height), max_size)
+                self.notes.append(f"downscaled from {first.width}x{first.height} to {self.width}x{self.height} "
+                                  f"(max size {max_size})")
             self.turns = round((first.rotation or 0) / 90) % 4  # counter-clockwise quarter turns
             self.time_base = stream.time_base
             self.rate = stream.average_rate or stream.guessed_rate or Fraction(30)
@@ -205,11 +223,18 @@ class Reader:
                     continue
                 for frame in packet.decode():
                     # every frame at the first one's size (a rare mid-stream change is rescaled)
-                    pixels = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
+                    pixels = frame.to_ndarray(format="rgb24", width=self.width, height=self.height,
+                                              interpolation="AREA")
                     pts = frame.pts if frame.pts is not None else (pts + step if pts is not None else 0)
                     self.decoded += 1
                     yield np.ascontiguousarray(np.rot90(pixels, self.turns)), pts
         audio(None)
+
+    def describe(self) -> str:
+        """What a dry run says about the video: upright size, frames and rate."""
+        w, h = self.size
+        frames = f"{self.expected} frames" if self.expected else "frame count unknown"
+        return f"video {w}x{h}, {frames} at {float(self.rate):.3g} fps"
 
     def check_complete(self) -> None:
         if self.expected and self.decoded < self.expected:

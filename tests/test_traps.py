@@ -313,7 +313,7 @@ def test_an_empty_input_is_an_error(tmp_path, decoder_file):
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     style = image(tmp_path / "s.png")
     result = invoke("run", tmp_path / "empty", "-s", style, "--model", decoder_file, "-o", tmp_path / "out")
-    assert result.exit_code == 2 and "no images found in" in result.output, result.output
+    assert result.exit_code == 2 and "no images or videos found in" in result.output, result.output
 
 
 def test_style_image_errors_say_it_is_the_style(tmp_path, decoder_file):
