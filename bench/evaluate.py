@@ -76,7 +76,7 @@ def method_source(setup: Setup, method: str, style: str) -> dict:
     if method == "adain":
         from nst_fast.models import DEFAULT_DECODER
 
-        return {**common, "decoder_sha256": sha256_file(setup.decoder or DEFAULT_DECODER)}
+        return {**common, "decoder_sha256": sha256_file(setup.decoder or DEFAULT_DECODER), "style_colors": True}
     path = transformer_file(setup, style)
     return {**common, "weights_sha256": sha256_file(path) if path else None}
 
