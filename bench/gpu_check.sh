@@ -66,7 +66,7 @@ if [[ $DRY == 1 ]]; then
 else
   DEVICE=cuda; CROP=256; BATCH=8; ADAIN_MIN=2.0; TRANSFORMER_MIN=0.5; STYLES=""; SAMPLE=256
   SIZE=512; BATCHES="1 8 32"; RUNNER_BATCH=8; RUNNER_IMAGES=200; MIN_SECONDS=2; GATYS_STEPS=300; BENCH_BACKENDS=""
-  BENCH_METHODS="-m adain -m transformer"; FIDELITY="--size 512 --limit 10"
+  BENCH_METHODS="-m adain -m transformer"; FIDELITY="--size 512 --limit 6"
   BOX=(setup 30 train 270 pytest 45 bench 135 fidelity 60)
 fi
 box() {  # box STAGE: its time box in seconds (BOX_<STAGE> overrides)

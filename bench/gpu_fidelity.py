@@ -45,7 +45,10 @@ def outputs(make, backend: Backend, photos: list[np.ndarray]) -> tuple[list[np.n
     return results, per_photo
 
 
-def measure(photos: list[np.ndarray], styles: list[str], device: str, precisions: list[str]) -> list[dict]:
+def measure(photos: list[np.ndarray], styles: list[str], device: str, precisions: list[str],
+            done=lambda rows: None) -> list[dict]:
+    """A row per network and precision; `done(rows)` after each network, so a time box that ends the
+    run keeps what was measured."""
     rows = []
     for method, style, make in models(styles):
         reference, cpu_seconds = outputs(make, Backend("torch", "cpu", "fp32"), photos)
@@ -60,6 +63,7 @@ def measure(photos: list[np.ndarray], styles: list[str], device: str, precisions
                          "seconds_per_photo": seconds, "cpu_fp32_seconds_per_photo": cpu_seconds})
             print(f"gpu_fidelity {method} {style} {device} {precision}: PSNR min {db(rows[-1]['psnr_min_db'])}, "
                   f"median {db(rows[-1]['psnr_median_db'])}", flush=True)
+        done(rows)
     return rows
 
 
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, required=True)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--limit", type=int, default=10, help="photos used")
+    parser.add_argument("--limit", type=int, default=6, help="photos used")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--precisions", default="fp16,fp32")
     parser.add_argument("--styles", default=",".join(bundled_transformers()), help="comma-separated")
@@ -97,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     if not photos:
         print(f"gpu_fidelity: no photos in {args.photos}", file=sys.stderr)
         return 1
-    rows = measure(photos, args.styles.split(","), args.device, args.precisions.split(","))
-    for name, text in [("fidelity.json", json.dumps(rows, indent=1) + "\n"), ("fidelity.md", table(rows, args.size))]:
-        with atomic_path(args.out / name) as tmp:
-            tmp.write_text(text)
+    def write(rows: list[dict]) -> None:
+        for name, text in [("fidelity.json", json.dumps(rows, indent=1) + "\n"), ("fidelity.md", table(rows, args.size))]:
+            with atomic_path(args.out / name) as tmp:
+                tmp.write_text(text)
+
+    measure(photos, args.styles.split(","), args.device, args.precisions.split(","), write)
     return 0
 
 

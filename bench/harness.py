@@ -122,11 +122,15 @@ def environment(device: str) -> dict:
 
 
 def git_commit() -> str:
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).parents[1])
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                           cwd=Path(__file__).parents[1]).stdout.strip()
-    return (proc.stdout.strip() or "unknown") + ("+changes" if dirty else "")
+    """The commit measured, "unknown" where there is no git (a GPU machine's copy of the tree)."""
+    try:
+        proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parents[1])
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).parents[1]).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (proc.stdout.strip() or "unknown") + ("+changes" if dirty and proc.stdout.strip() else "")
 
 
 def run(specs: list[dict], device: str, out: Path, label: str | None = None) -> Path:
