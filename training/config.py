@@ -40,6 +40,8 @@ HELP = {
              "feature error at relu1_1-relu3_1): the inverter stage, trained before the adain stage.",
     "pixel_weight": "invert stage: weight of the pixel MSE (images in [0, 1]).",
     "feature_weight": "invert stage: weight of the feature error, each tap's MSE relative to its mean square.",
+    "minutes": "Stop after this many minutes of training (0: no limit); the run then ends as at --steps: "
+               "last samples, checkpoint and weights. For a fixed time on a borrowed GPU.",
     "init": "Start from these weights (.safetensors of the same method) when there is no checkpoint to "
             "resume, e.g. to continue a run whose checkpoints are gone.",
 }
@@ -72,6 +74,7 @@ class AdaINConfig:
     vgg: str | None = None
     threads: int | None = None
     init: str | None = None  # weights to start from when there is no checkpoint to resume
+    minutes: float = 0.0  # stop after this much training time (0: no limit)
 
 
 @dataclass
@@ -105,6 +108,7 @@ class TransformerConfig:
     vgg: str | None = None
     threads: int | None = None
     init: str | None = None  # weights to start from when there is no checkpoint to resume
+    minutes: float = 0.0  # stop after this much training time (0: no limit)
 
 
 def load_config(cls: type[Recipe], path: str | Path | None, given: dict) -> Recipe:

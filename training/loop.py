@@ -93,6 +93,8 @@ class Run:
         with Run(out, cfg, model, optimizer, scheduler, desc="adain") as run:
             for step in run.steps():
                 ...  # one optimiser update
+                run.done = step + 1
+                if run.done % cfg.sample_every == 0 or run.last(): ...  # samples
                 run.record(step + 1, t0, images, loss=loss, content=...)
 
     On leaving, however that happens, the last finished step is checkpointed.
@@ -123,9 +125,22 @@ class Run:
         return self
 
     def steps(self) -> Iterator[int]:
+        """The steps still to train; ends early once `last` has said so (the time budget is spent)."""
         self.bar = tqdm(range(self.start, self.cfg.steps), initial=self.start, total=self.cfg.steps,
                         desc=self.desc, unit="step")
-        return iter(self.bar)
+        self.deadline = time.monotonic() + 60 * self.cfg.minutes if self.cfg.minutes else None
+        self.stopping = False
+        for step in self.bar:
+            yield step
+            if self.stopping:
+                return
+
+    def last(self) -> bool:
+        """Whether the step just done is the run's last: --steps reached or --minutes spent. Ask once
+        per step, after setting `done`: from a True answer on, `steps` yields no more."""
+        self.stopping = self.done >= self.cfg.steps or \
+            (self.deadline is not None and time.monotonic() >= self.deadline)
+        return self.stopping
 
     def record(self, done: int, t0: float, images: int, **values: torch.Tensor | float) -> dict:
         """Step `done` is finished: log its values (tensors or numbers), learning rate and speed,

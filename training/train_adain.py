@@ -25,7 +25,7 @@ from nst_fast.models import load_decoder, save_model
 from nst_fast.sheet import contact_sheet
 from nst_fast.weights import vgg_weights
 from training.config import AdaINConfig
-from training.data import ImageFolder, centre_crops, spread
+from training.data import ImageFolder
 from training.loop import LAYOUT, Prefetch, Run, adam, autocast, grad_scaler, prepare
 from training.plots import plot_run
 
@@ -49,8 +49,7 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
 
     contents = ImageFolder(cfg.content, cfg.crop)
     styles = ImageFolder(cfg.style, cfg.crop)
-    samples = (centre_crops(spread(contents.files), cfg.sample_size),
-               centre_crops(spread(styles.files), cfg.sample_size))
+    samples = (contents.samples(cfg.sample_size), styles.samples(cfg.sample_size))
     load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step),
                          *([] if cfg.stage == "invert" else [styles.batch(cfg.batch_size, cfg.seed, step)]))
     with Run(out, cfg, decoder, optimizer, scheduler, scaler, resume, "adain") as run, \
@@ -67,7 +66,7 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
             scaler.update()
             scheduler.step()
             run.done = step + 1  # an interrupt from here on checkpoints this step
-            if run.done % cfg.sample_every == 0 or run.done == cfg.steps:
+            if run.last() or run.done % cfg.sample_every == 0:
                 terms["inversion_db"] = write_samples(vgg, decoder, *samples,
                                                       out / "samples" / f"step{run.done:07d}.png", device)
             run.record(step + 1, t0, cfg.batch_size, loss=loss, **terms)

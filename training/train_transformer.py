@@ -25,7 +25,7 @@ from nst_fast.transformer_net import TransformerNet
 from nst_fast.vgg import tap_names
 from nst_fast.weights import vgg_weights
 from training.config import TransformerConfig
-from training.data import ImageFolder, centre_crops, image_tensor, spread
+from training.data import ImageFolder, image_tensor
 from training.loop import LAYOUT, Prefetch, Run, adam, autocast, grad_scaler, prepare
 from training.plots import plot_run
 
@@ -59,7 +59,7 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
         if cfg.style_norm == "per_tap" else {}
 
     contents = ImageFolder(cfg.content, cfg.crop)
-    photos = centre_crops(spread(contents.files), cfg.sample_size)
+    photos = contents.samples(cfg.sample_size)
     load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step),)
     with Run(out, cfg, net, optimizer, scheduler, scaler, resume, f"transformer {style_name}", FIXED) as run, \
             Prefetch(load, run.start, device, LAYOUT) as batches:
@@ -87,7 +87,7 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
             scaler.update()
             scheduler.step()
             run.record(step + 1, t0, cfg.batch_size, loss=loss, content=loss_content, style=loss_style, tv=loss_tv)
-            if run.done % cfg.sample_every == 0 or run.done == cfg.steps:
+            if run.last() or run.done % cfg.sample_every == 0:
                 write_samples(net, photos, out / "samples" / f"step{run.done:07d}.png", device)
 
     plot_run(out, ("content", "style", "tv"), f"transformer {style_name}: {run.done} steps")
