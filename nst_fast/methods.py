@@ -136,11 +136,14 @@ class AdaINRegions(Delegate):
             return Delegate(self)
 
         def run(images: np.ndarray) -> np.ndarray:
-            weights = self.weights(sizes, images.shape[1:3]) if self.masks else None
+            valid = unpadded(sizes, images.shape[1:3])
+            if not self.masks:  # the graph's own normalisation is right: only the colours change
+                return self.combine([Delegate(self).infer(images)], images, None, valid)
+            weights = self.weights(sizes, images.shape[1:3])
             feat = self.features(images)
             own = flat(mean_std(feat))
             regions = self.regions(moments(feat, self.feature_weights(weights, feat)), own)
-            return self.blend(images, weights, own, regions, images, unpadded(sizes, images.shape[1:3]))
+            return self.blend(images, weights, own, regions, images, valid)
         return Call(self.name, run)
 
     def for_tiles(self, image: np.ndarray, grid, size: tuple[int, int]):
@@ -228,9 +231,13 @@ class AdaINRegions(Delegate):
 
     def blend(self, images: np.ndarray, weights: np.ndarray | None, own, regions, photos: np.ndarray,
               valid: np.ndarray | None = None, transfers: list | None = None) -> np.ndarray:
-        """Sum over styles of weight x the output with that style on its region, recoloured (see
-        the class) where colours are given: by `transfers` (one per style), else each image's own."""
-        results = self.outputs(images, weights, own, regions, photos)
+        """The outputs with each style on its region, combined."""
+        return self.combine(self.outputs(images, weights, own, regions, photos), images, weights, valid, transfers)
+
+    def combine(self, results: list, images: np.ndarray, weights: np.ndarray | None, valid: np.ndarray | None,
+                transfers: list | None = None) -> np.ndarray:
+        """Sum over styles of weight x the output with that style, recoloured (see the class) where
+        colours are given: by `transfers` (one per style), else from each image's own output."""
         if weights is None and not self.colors:
             return results[0]
         out = 0
