@@ -8,7 +8,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from .adain import Moments, mean_std, mix_statistics, moments, statistics_for_tile
@@ -158,7 +157,7 @@ class AdaINRegions(Delegate):
             total = m if total is None else total + m
         # colour preservation recolours the style to the whole photo; colour needs no full resolution
         photo = fit_style_image(image)[None]
-        transfers = self.preview_transfers(photo, total, size, image.shape[:2]) if self.colors else None
+        transfers = self.preview_transfers(photo, total) if self.colors else None
 
         def runner_for(indices: list[int]) -> Runner:
             tile_own = tuple(torch.cat([own[i][k] for i in indices]) for k in (0, 1))
@@ -167,18 +166,13 @@ class AdaINRegions(Delegate):
             return Call(self.name, lambda images: self.blend(images, w, tile_own, regions, photo, transfers=transfers))
         return runner_for
 
-    def preview_transfers(self, photo: np.ndarray, total: Moments, size: tuple[int, int], shape: tuple[int, int]):
+    def preview_transfers(self, photo: np.ndarray, total: Moments):
         """Each style's colour transfer for a tiled image, from the whole image (`photo`, at
         STYLE_SIZE) normalised by the full resolution's content statistics `total`."""
         from .images import pad_to_multiple
 
         padded, (h, w) = pad_to_multiple(photo[0])
-        weights = None
-        if self.masks:  # the masks at the preview's size: those of the image, resized
-            full = self.weights([size], shape)[0][:size[0], :size[1]]
-            weights = np.stack([np.asarray(Image.fromarray(full[..., k]).resize((w, h), Image.BILINEAR))
-                                for k in range(full.shape[-1])], axis=-1)
-            weights = np.pad(weights, ((0, padded.shape[0] - h), (0, padded.shape[1] - w), (0, 0)))[None]
+        weights = self.weights([(h, w)], padded.shape[:2]) if self.masks else None  # masks fit any size
         own = flat(mean_std(self.features(padded[None])))
         valid = unpadded([(h, w)], padded.shape[:2])
         return [None if out is None else color_transfer(color_moments(out[0], self.region(weights, valid, 0, k)),
