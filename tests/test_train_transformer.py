@@ -199,3 +199,33 @@ def test_style_norm_chooses_how_the_taps_are_weighed(data, tmp_path):
         train(config(data, tmp_path / "bad", 1, style_norm="gatys"))
     with pytest.raises(WeightsError, match="style_norm"):  # a resumed run keeps its loss
         train(config(data, tmp_path / "none", 2, style_taps=taps, style_norm="per_tap"))
+
+
+def test_droplet_penalty_is_zero_on_spread_features_and_grows_with_a_spike():
+    from training.train_transformer import NormInputs
+
+    torch.manual_seed(0)
+    net = TransformerNet()
+    inputs = NormInputs(net.layers)
+    spread = torch.randn(1, 128, 32, 32)
+    spike = spread.clone()
+    spike[:, :, 10:12, 20:22] += 40  # a blob a few pixels wide in every channel: the droplet's signature
+    losses = []
+    for x in (spread, spike):
+        inputs.keep(None, (x,))
+        losses.append(inputs.droplet_loss().item())
+    assert losses[0] < 1e-3 < 0.1 < losses[1]
+    with torch.no_grad():  # sample sheets do not count towards the next step's penalty
+        net(torch.rand(1, 3, 32, 32))
+    assert inputs.inputs == []
+
+
+def test_droplet_weight_adds_a_logged_term_and_changes_the_training(data, tmp_path):
+    plain = train(config(data, tmp_path / "plain", 2))
+    penalised = train(config(data, tmp_path / "droplet", 2, droplet_weight=1e4))
+    log = [json.loads(line) for line in (tmp_path / "droplet" / "log.jsonl").read_text().splitlines()]
+    assert all(r["droplet"] >= 0 for r in log) and "droplet" not in json.loads(
+        (tmp_path / "plain" / "log.jsonl").read_text().splitlines()[0])
+    a, b = (load_transformer(p)[0].state_dict() for p in (plain, penalised))
+    if log[0]["droplet"] > 0:  # the penalty has a gradient only where some pixel is over the line
+        assert any(not torch.equal(a[k], b[k]) for k in a)

@@ -212,6 +212,21 @@ def precision(recipe: dict) -> str:
     return "FP32" if amp == "none" else f"{amp} autocast (losses and weights in FP32)"
 
 
+def cpu_text() -> str:
+    """'Intel(R) Xeon(R) Processor (amx_bf16, avx512_bf16)': the CPU, and the bf16 units it has."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.machine())
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    units = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return f"{name} ({', '.join(units)})" if units else name
+
+
+def droplet_text(recipe: dict) -> str:
+    weight = recipe.get("droplet_weight", 0.0)
+    return f", droplet penalty weight {weight} (instance-norm inputs from the residual blocks on)" if weight else ""
+
+
 def losses_line(log: list[dict], keys: tuple[str, ...], digits: dict) -> str:
     """'content 392 → 291, ...': means of the first 50 and the last 100 steps of the run, unweighted."""
     mean = lambda part, k: f"{np.mean([r[k] for r in part]):.{digits.get(k, 0)}f}"  # noqa: E731
@@ -227,8 +242,8 @@ def transformer(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_r
     _, meta = read_weights(weights)
     recipe, style = json.loads(meta["recipe"]), meta["style"]
     stats = summarize(log, recipe["batch_size"])
-    plot_losses(run_dir / "log.jsonl", plot, keys=("content", "style", "tv"),
-                title=f"transformer {style}: {stats['steps']} steps")
+    terms = ("content", "style", "tv", *(["droplet"] if recipe.get("droplet_weight") else []))
+    plot_losses(run_dir / "log.jsonl", plot, keys=terms, title=f"transformer {style}: {stats['steps']} steps")
     transformer_sheet(weights, eval_photos(eval_dir, photos), sheet)
     from training.data import ImageFolder
 
@@ -245,11 +260,11 @@ except the frozen VGG16 its losses were computed with (`{meta['encoder_id']}`).
 |---|---|
 | style | `{recipe['style']}` at {recipe['style_size']} px long side |
 | content data | `{recipe['content']}`: {photos_seen} photos |
-| recipe | {recipe['crop']} px random crops, batch {recipe['batch_size']}, Adam lr {recipe['lr']} (decay {recipe['lr_decay']}), content {recipe['content_tap']} weight {recipe['content_weight']}, Gram style relu{taps} ({NORMS[recipe.get('style_norm', 'per_tap')]}) weight {recipe['style_weight']}, TV weight {recipe['tv_weight']}, seed {recipe['seed']} |
+| recipe | {recipe['crop']} px random crops, batch {recipe['batch_size']}, Adam lr {recipe['lr']} (decay {recipe['lr_decay']}), content {recipe['content_tap']} weight {recipe['content_weight']}, Gram style relu{taps} ({NORMS[recipe.get('style_norm', 'per_tap')]}) weight {recipe['style_weight']}, TV weight {recipe['tv_weight']}{droplet_text(recipe)}, seed {recipe['seed']} |
 | start | {origin or 'from scratch'} |
 | steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} crops seen) |
-| time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__} |
-| losses | {losses_line(log, ("content", "style", "tv"), {"style": 2, "tv": 3})} (means of the first 50 and last 100 steps of this run, unweighted) |
+| time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {cpu_text()} CPU shared with other work, torch {torch.__version__} |
+| losses | {losses_line(log, terms, {"style": 2, "tv": 3, "droplet": 3})} (means of the first 50 and last 100 steps of this run, unweighted) |
 
 {remarks}
 

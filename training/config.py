@@ -40,6 +40,9 @@ HELP = {
              "feature error at relu1_1-relu3_1): the inverter stage, trained before the adain stage.",
     "pixel_weight": "invert stage: weight of the pixel MSE (images in [0, 1]).",
     "feature_weight": "invert stage: weight of the feature error, each tap's MSE relative to its mean square.",
+    "droplet_weight": "Weight of a penalty on the 'droplet' artefact (bright blobs on flat areas, StyleGAN2's "
+                      "sec. 2): at the inputs of the instance norms from the residual blocks on, the mean over pixels "
+                      "of how far each pixel's channel-mean squared z-score exceeds 9. 0: off.",
     "minutes": "Stop after this many minutes of training (0: no limit); the run then ends as at --steps: "
                "last samples, checkpoint and weights. For a fixed time on a borrowed GPU.",
     "init": "Start from these weights (.safetensors of the same method) when there is no checkpoint to "
@@ -98,6 +101,7 @@ class TransformerConfig:
     content_tap: str = "relu2_2"
     style_taps: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     style_norm: str = "per_tap"  # per_tap | none
+    droplet_weight: float = 0.0  # see HELP; not in Johnson et al.
     seed: int = 0
     checkpoint_every: int = 100
     sample_every: int = 100

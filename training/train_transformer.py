@@ -21,13 +21,16 @@ from nst_fast.errors import NSTError
 from nst_fast.losses import gram, gram_loss, total_variation
 from nst_fast.models import load_transformer, save_model
 from nst_fast.sheet import contact_sheet
-from nst_fast.transformer_net import TransformerNet
+from nst_fast.transformer_net import InstanceNorm, TransformerNet
 from nst_fast.vgg import tap_names
 from nst_fast.weights import vgg_weights
 from training.config import TransformerConfig
 from training.data import ImageFolder, image_tensor
 from training.loop import LAYOUT, Prefetch, Run, adam, autocast, grad_scaler, prepare
 from training.plots import plot_run
+
+DROPLET_ENERGY = 9.0  # a pixel's channel-mean squared z-score above this counts (1 on average)
+FIRST_RESIDUAL = 9  # index in TransformerNet.layers: the droplets' spike builds up from here on
 
 # A resumed run must train the same style against the same targets as the checkpoint it continues.
 FIXED = ("style", "style_size", "content_tap", "style_taps", "style_norm", "vgg")
@@ -61,6 +64,7 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
     contents = ImageFolder(cfg.content, cfg.crop)
     photos = contents.samples(cfg.sample_size)
     load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step),)
+    norm_inputs = NormInputs(net.layers[FIRST_RESIDUAL:]) if cfg.droplet_weight else None
     with Run(out, cfg, net, optimizer, scheduler, scaler, resume, f"transformer {style_name}", FIXED) as run, \
             Prefetch(load, run.start, device, LAYOUT) as batches:
         if run.start == 0 and cfg.init:
@@ -79,22 +83,52 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
             loss_content = F.mse_loss(feats[cfg.content_tap].float(), target.float())
             loss_style = gram_loss(feats, style_grams, tap_weights)
             loss_tv = total_variation(output.float())
-            loss = cfg.content_weight * loss_content + cfg.style_weight * loss_style + cfg.tv_weight * loss_tv
+            loss_droplet = norm_inputs.droplet_loss() if norm_inputs else torch.zeros(())
+            loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style + cfg.tv_weight * loss_tv
+                    + cfg.droplet_weight * loss_droplet)
 
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            run.record(step + 1, t0, cfg.batch_size, loss=loss, content=loss_content, style=loss_style, tv=loss_tv)
+            run.record(step + 1, t0, cfg.batch_size, loss=loss, content=loss_content, style=loss_style, tv=loss_tv,
+                       **({"droplet": loss_droplet} if norm_inputs else {}))
             if run.last() or run.done % cfg.sample_every == 0:
                 write_samples(net, photos, out / "samples" / f"step{run.done:07d}.png", device)
 
-    plot_run(out, ("content", "style", "tv"), f"transformer {style_name}: {run.done} steps")
+    plot_run(out, ("content", "style", "tv", *(["droplet"] if norm_inputs else [])), f"transformer {style_name}: {run.done} steps")
     final = out / f"{style_name}.safetensors"
     save_model(final, net, {"method": "transformer", "encoder_id": weights.encoder_id, "style": style_name,
                             "steps": run.done, "recipe": asdict(cfg)})
     return final
+
+
+class NormInputs:
+    """Keeps the inputs of the instance norms in `module` from its last forward pass, for the
+    droplet penalty. The droplet is a spike, a few pixels wide, in many channels at once that grows
+    through the residual blocks: with it in the norm's statistics the network can scale everything
+    else (StyleGAN2's analysis). The penalty is on that: a pixel whose squared z-scores, averaged
+    over channels, exceed DROPLET_ENERGY."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.inputs = []
+        for layer in module.modules():
+            if isinstance(layer, InstanceNorm):
+                layer.register_forward_pre_hook(self.keep)
+
+    def keep(self, _, args):
+        if torch.is_grad_enabled():  # a training step's, not the sample sheet's
+            self.inputs.append(args[0])
+
+    def droplet_loss(self) -> torch.Tensor:
+        losses = []
+        for x in self.inputs:
+            x = x.float()
+            z2 = (x - x.mean((2, 3), keepdim=True)).pow(2) / (x.var((2, 3), keepdim=True, unbiased=False) + 1e-5)
+            losses.append(F.relu(z2.mean(1) - DROPLET_ENERGY).mean())
+        self.inputs.clear()
+        return torch.stack(losses).mean()
 
 
 def deepest(taps: list[str], arch: str) -> str:
