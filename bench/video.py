@@ -79,12 +79,13 @@ def style_scores(frames, judges, truth: int, every: int) -> dict:
     return scores
 
 
-def stylizers(methods: list[str]):
-    """(method, Stylizer) with the bundled STYLE, on torch FP32 on the CPU, untiled."""
+def stylizers(methods: list[str], backend: str = "torch", precision: str = "fp32"):
+    """(method, Stylizer) with the bundled STYLE on the CPU, untiled; torch FP32 unless told
+    (`auto`: the engine `nst-fast run` would pick here)."""
     from nst_fast.api import Stylizer
 
     for method in methods:
-        yield method, Stylizer(STYLE, method=method, backend="torch", device="cpu", precision="fp32", tile_size=0)
+        yield method, Stylizer(STYLE, method=method, backend=backend, device="cpu", precision=precision, tile_size=0)
 
 
 def variants(method: str, stylizer, options: dict, smoothed: bool = True):
@@ -122,7 +123,7 @@ def evaluate_clip(clip: Path, work: Path, stylizers, judges, truth: int, *, wind
                 result = stylize_video(clip, out, stylize, opts, hook)
                 # the plain run's stylisation happened during the stabilised run: add its time
                 seconds = result.seconds + (stylize.seconds if name == "plain" else 0.0)
-                rows.append({"method": method, "variant": name, "frames": result.frames, "seconds": round(seconds, 2),
+                rows.append({"method": method, "engine": str(stylizer.backend), "variant": name, "frames": result.frames, "seconds": round(seconds, 2),
                              "frames_per_s": round(result.frames / seconds, 4), "codec": result.codec,
                              "audio": result.audio, "cuts": result.cuts,
                              "warping_error": round(warping_error(input_frames(clip, max_size), decode(out, size)), 6),
@@ -154,18 +155,19 @@ def markdown(report: dict) -> str:
     env, rows = report["environment"], report["results"]
     lines = [f"# Video: {report['clip']}", "",
              f"CPU: {env['cpu']} ({env['cores']} cores), torch {env['versions']['torch']}, commit {env['git_commit']}, "
-             f"{env['date']}. Torch runner, batch {report['batch_size']}, stabiliser's flow at "
+             f"{env['date']}. Batch {report['batch_size']}, stabiliser's flow at "
              f"{report.get('flow_scale', 0.5):g} x the frame size; warping error of Lai et al. 2018 "
              "(DIS medium flow on the input frames, colours in [0, 1]); style judges: mean rank of the true "
              f"painting among {report['candidates']} (1 best), over every {report['judge_every']}th frame.", "",
-             "| method | style | variant | frames | s | frames/s | warping error | vs plain | PSNR vs plain (dB) "
-             "| VGG rank | colour/texture rank |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| method | engine | style | variant | frames | s | frames/s | warping error | vs plain "
+             "| PSNR vs plain (dB) | VGG rank | colour/texture rank |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     key = lambda r: (r["method"], r.get("style_name", STYLE))  # noqa: E731
     plain = {key(r): r["warping_error"] for r in rows if r["variant"] == "plain"}
     for r in rows:
         change = (r["warping_error"] / plain[key(r)] - 1) * 100 if plain.get(key(r)) else 0.0
         ranks = [r["style"][k]["rank"] for k in r["style"]]
-        lines.append(f"| {r['method']} | {key(r)[1]} | {r['variant']} | {r['frames']} | {r['seconds']} "
+        engine = r.get("engine", "torch on the CPU, FP32")  # reports before engines were named
+        lines.append(f"| {r['method']} | {engine} | {key(r)[1]} | {r['variant']} | {r['frames']} | {r['seconds']} "
                      f"| {r['frames_per_s']:.3f} | {r['warping_error']:.5f} | {change:+.0f} % "
                      f"| {r.get('psnr_vs_plain_db', '')} | {ranks[0]:.2f} | {ranks[1]:.2f} |")
     return "\n".join(lines) + "\n"
@@ -252,6 +254,10 @@ def main() -> None:
     parser.add_argument("--no-restore-detail", dest="restore_detail", action="store_false",
                         help="stabilise without giving the blend the fresh frame's detail energy back")
     parser.add_argument("--judge-every", type=int, default=10)
+    parser.add_argument("--backend", default="torch", help="auto: the engine `nst-fast run` picks (default: torch)")
+    parser.add_argument("--precision", default="fp32", help="auto|fp32|bf16|... (default: fp32)")
+    parser.add_argument("--no-smoothed", dest="smoothed", action="store_false",
+                        help="leave out AdaIN's run with its content statistics smoothed (a third stylisation)")
     parser.add_argument("--strip", type=Path)
     parser.add_argument("-o", "--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -264,13 +270,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"
         write_clip(clip, pan_frames(load_image(args.photo), size, count))
-        rows, strips = evaluate_clip(clip, Path(tmp), stylizers(args.methods), judges, list(paintings).index(STYLE),
-                                     window=window, batch_size=args.batch_size, judge_every=args.judge_every,
-                                     flow_scale=args.flow_scale, restore_detail=args.restore_detail)
+        rows, strips = evaluate_clip(clip, Path(tmp), stylizers(args.methods, args.backend, args.precision), judges,
+                                     list(paintings).index(STYLE), window=window, batch_size=args.batch_size,
+                                     judge_every=args.judge_every, flow_scale=args.flow_scale,
+                                     restore_detail=args.restore_detail, smoothed=args.smoothed)
     report = report_for(f"{args.photo.name} panned and zoomed, {size[0]}x{size[1]}, {count} frames at "
                         "30000/1001 fps with a 440 Hz AAC tone", rows, len(paintings), args.batch_size,
                         args.judge_every, args.flow_scale)
     report["restore_detail"] = args.restore_detail
+    report["engine"] = {"backend": args.backend, "precision": args.precision}
     flow = "" if args.flow_scale == VideoOptions.flow_scale else f"-flow{args.flow_scale:g}"
     flow += "" if args.restore_detail else "-norestore"
     write_report(report, args.out / f"{time.strftime('%Y-%m-%d')}-video-{size[1]}p{flow}-cpu")
