@@ -109,6 +109,7 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
                        f"(looked for {' '.join(sorted(IMAGE_EXTENSIONS | set(VIDEO_EXTENSIONS)))})")
     resolved = [_real(src) for src, _ in found]
     inputs = set(resolved)
+    exists = _exists(out)
     jobs, owners, seen = [], {}, set()
     for (src, rel), real in zip(found, resolved):
         if real in seen:  # the same file given twice is done once
@@ -123,11 +124,20 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
             job.status, job.error = "failed", (f"{src}: output {dst} collides with that of {owners[dst]} "
                                                "(folders' contents all go directly under -o: run them "
                                                "with separate -o)")
-        elif dst.exists() and not overwrite:
+        elif exists(dst) and not overwrite:
             job.status = "skipped"
         owners.setdefault(dst, src)
         jobs.append(job)
     return jobs
+
+
+def _exists(out: Path | URIPath) -> Callable[[Path | URIPath], bool]:
+    """Path.exists for the outputs under `out`; for a URI, one listing of `out` instead: on an
+    object store each exists() would be a request."""
+    if not isinstance(out, URIPath):
+        return lambda dst: dst.exists()
+    listed = {out / rel for rel in out.files()} if out.is_dir() else set()
+    return listed.__contains__
 
 
 def check_output_places(out: Path, report: Path | None = None, contact_sheet: Path | None = None) -> None:
