@@ -411,15 +411,19 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     With `progress`, prints the backend line, a progress bar and where the sheet went to stderr.
     `workers`: decode and encode threads (default 2). `ray`: run on the Ray cluster at this address
     instead (local or auto; cluster.py), with `workers` actors (default: sized to the cluster);
-    the plan, summary and report are the same; videos do not run on Ray yet.
+    the plan, summary and report are the same; videos do not run on Ray yet. With `ray`, `paths`,
+    `output` and `report` may be URIs (s3://bucket/prefix, gs://..., file:///abs/path; uris.py).
 
     Videos (.mp4 .m4v .mov .mkv .webm .avi; the `video` extra) keep their name and container and
     go through Stylizer.stylize_video with `stabilize`, `stability` and `crf`; their jobs also
     get `frames` and `fps` (frames stylised per second)."""
     from . import batch, interrupts, manifest
+    from .uris import URIPath, location
 
-    output = Path(output)
-    report = Path(report) if report is not None else None
+    paths = [location(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    output = location(output)
+    report = location(report) if report is not None else None
+    _check_uris(paths, output, report, contact_sheet, ray)
     batch.check_output_places(output, report, Path(contact_sheet) if contact_sheet is not None else None)
     check_options(style, **options)
     check_video_options(stability=stability, crf=crf)
@@ -427,9 +431,8 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
         from .cluster import check_address
 
         check_address(ray)
-    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     for path in paths:
-        if not os.path.lexists(path):
+        if not (path.exists() if isinstance(path, URIPath) else os.path.lexists(path)):
             raise ImageError(f"{path}: no such file or folder")
     jobs = batch.plan(paths, output, format, overwrite)
     videos = [job for job in jobs if job.is_video]
@@ -446,9 +449,10 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
     if ray is not None:  # every actor builds its own Stylizer from the same style and options
         from . import cluster
 
-        manifest.write(output, made_with, jobs)
+        # the first actor whose Stylizer loads writes the manifest, as the local runner does below
         summary = cluster.run(jobs, ray, style, options, quality=quality, keep_exif=keep_exif, workers=workers,
-                              progress=progress, verbose=verbose, started=interrupts.started())
+                              progress=progress, verbose=verbose, started=interrupts.started(),
+                              made_with=(output, made_with))
     else:
         stylizer = Stylizer(style, progress=progress, **options)
         if progress and stylizer.method != "gatys":
@@ -473,6 +477,19 @@ def run_folder(paths: PathLike | Sequence[PathLike], output: PathLike = "stylize
         if line and progress:
             print(line, file=sys.stderr, flush=True)
     return summary
+
+
+def _check_uris(paths: list, output, report, contact_sheet, ray: str | None) -> None:
+    """URIs only where they work: with the Ray runner (the local runner, its videos and contact
+    sheet read and write local files)."""
+    from .uris import URIPath, is_uri
+
+    if is_uri(contact_sheet):
+        raise OptionError(f"{contact_sheet}: the contact sheet is written to a local file; give a path", "contact_sheet")
+    uri = next((p for p in (*paths, output, report) if isinstance(p, URIPath)), None)
+    if uri is not None and ray is None:
+        raise OptionError(f"{uri} is a URI; only the Ray runner reads and writes URIs: add --ray local "
+                          "(a Ray started here), or --ray auto on a cluster", "ray")
 
 
 def _settings(styles: list[StyleLike], format: str | None, *, method="adain", alpha=1.0, style_weights=None,

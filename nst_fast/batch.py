@@ -20,7 +20,7 @@ import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -38,6 +38,7 @@ from .manifest import MANIFEST, is_output_folder
 from .runners import Runner
 from .runners.base import NonFiniteOutput
 from .tiling import Grid, needs_tiles, runner_for_tiles
+from .uris import URIPath
 from .video import VIDEO_EXTENSIONS, is_video
 
 if TYPE_CHECKING:
@@ -100,14 +101,15 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
     to `out`/its name, a folder's tree is mirrored directly under `out` (its contents, not the
     folder itself), so adding a path never moves the outputs of the others; two inputs that would
     get the same output fail as a collision. The output folder itself is never walked. Existing
-    outputs are 'skipped' unless `overwrite`."""
+    outputs are 'skipped' unless `overwrite`. Paths and `out` may be URIPaths (uris.py)."""
     out = out.resolve()
-    found = [found for root in paths for found in _walk(root, out)]
+    found = [found for root in paths for found in _walk(root, _real(out))]
     if not found:
         raise NSTError(f"no images or videos found in {', '.join(printable(str(p)) for p in paths)} "
                        f"(looked for {' '.join(sorted(IMAGE_EXTENSIONS | set(VIDEO_EXTENSIONS)))})")
     resolved = [_real(src) for src, _ in found]
     inputs = set(resolved)
+    exists = _exists(out)
     jobs, owners, seen = [], {}, set()
     for (src, rel), real in zip(found, resolved):
         if real in seen:  # the same file given twice is done once
@@ -122,11 +124,20 @@ def plan(paths: list[Path], out: Path, fmt: str | None = None, overwrite: bool =
             job.status, job.error = "failed", (f"{src}: output {dst} collides with that of {owners[dst]} "
                                                "(folders' contents all go directly under -o: run them "
                                                "with separate -o)")
-        elif dst.exists() and not overwrite:
+        elif exists(dst) and not overwrite:
             job.status = "skipped"
         owners.setdefault(dst, src)
         jobs.append(job)
     return jobs
+
+
+def _exists(out: Path | URIPath) -> Callable[[Path | URIPath], bool]:
+    """Path.exists for the outputs under `out`; for a URI, one listing of `out` instead: on an
+    object store each exists() would be a request."""
+    if not isinstance(out, URIPath):
+        return lambda dst: dst.exists()
+    listed = {out / rel for rel in out.files()} if out.is_dir() else set()
+    return listed.__contains__
 
 
 def check_output_places(out: Path, report: Path | None = None, contact_sheet: Path | None = None) -> None:
@@ -142,16 +153,23 @@ def check_output_places(out: Path, report: Path | None = None, contact_sheet: Pa
         check_writable(contact_sheet, folder=False)
 
 
-def _real(path: Path) -> Path:
+def _real(path: Path | URIPath) -> Path | URIPath:
+    """What `path` names, to compare: symbolic links followed; a file:// URI as its local path."""
+    if isinstance(path, URIPath):
+        return path.local() or path
     try:
         return path.resolve()
     except (OSError, RuntimeError):  # a symbolic link loop: it fails later, with its reason
         return path.absolute()
 
 
-def _walk(root: Path, out: Path):
+def _walk(root: Path | URIPath, out: Path | URIPath):
     """(file, path relative to the output folder) for every image and video under `root`, sorted. Subfolders
-    holding an nst-fast manifest are earlier outputs, not inputs: skipped, with a line each."""
+    holding an nst-fast manifest are earlier outputs, not inputs: skipped, with a line each. `out`:
+    the output folder (as _real gives it), not walked."""
+    if isinstance(root, URIPath):
+        yield from _walk_uri(root, out)
+        return
     if not root.is_dir():
         yield root, Path(root.name)
         return
@@ -165,8 +183,35 @@ def _walk(root: Path, out: Path):
                 yield path, path.relative_to(root)
 
 
-def _earlier_output(folder: Path) -> bool:
-    if not is_output_folder(folder):
+def _walk_uri(root: URIPath, out: Path | URIPath):
+    """_walk for a URI: one recursive listing (on an object store, folders are only prefixes), the
+    same files left out, in os.walk's order (a folder's files, then its subfolders', by name)."""
+    if not root.is_dir():
+        yield root, PurePosixPath(root.name)
+        return
+    files = root.files()
+    names = set(files)
+    left_out: dict[PurePosixPath, bool] = {PurePosixPath("."): False}
+
+    def left_out_folder(rel: PurePosixPath) -> bool:  # hidden, the output folder, or an earlier output
+        if rel not in left_out:
+            left_out[rel] = (left_out_folder(rel.parent) or rel.name.startswith(".") or _real(root / rel) == out
+                             or rel / MANIFEST in names and _earlier_output(root / rel, listed=True))
+        return left_out[rel]
+
+    def walk_order(rel: PurePosixPath):
+        return tuple((1, part) for part in rel.parent.parts) + ((0, rel.name),)
+
+    for rel in sorted(files, key=walk_order):
+        path = root / rel
+        if ((path.suffix.lower() in IMAGE_EXTENSIONS or is_video(path)) and not rel.name.startswith(".")
+                and not left_out_folder(rel.parent)):
+            yield path, rel
+
+
+def _earlier_output(folder: Path | URIPath, listed: bool = False) -> bool:
+    """Whether `folder` holds an earlier run's outputs (`listed`: its manifest is known to be there)."""
+    if not listed and not is_output_folder(folder):
         return False
     print(printable(f"note: not walking {folder}: it holds the outputs of an earlier run ({MANIFEST})"),
           file=sys.stderr)
@@ -401,9 +446,18 @@ def prepare(jobs: list[Job], verbose: bool = False) -> list[Job]:
         elif job.status == "skipped" and verbose:
             print(printable(f"skipped: {job.src} ({job.dst} exists)"))
     todo = [j for j in jobs if j.status == "pending"]
-    for folder in {j.dst.parent for j in todo if j.dst.parent.is_dir()}:
-        remove_stale_parts(folder)  # left by a run that was killed mid-write
+    remove_partial_files(todo)  # left by a run that was killed mid-write
     return todo
+
+
+def remove_partial_files(jobs: list[Job]) -> None:
+    """fileio.remove_stale_parts in the folders of these jobs' outputs."""
+    outputs: dict[Path | URIPath, set[str]] = defaultdict(set)
+    for job in jobs:
+        outputs[job.dst.parent].add(job.dst.name)
+    for folder, names in outputs.items():
+        if folder.is_dir():
+            remove_stale_parts(folder, names)
 
 
 def feed(pipeline: Pipeline, decoders: ThreadPoolExecutor, jobs: list[Job], max_size: int | None,

@@ -38,6 +38,20 @@ class Group(click.Group):
             sys.exit(2)
 
 
+class PathOrURI(click.ParamType):
+    """A local path, checked as click.Path(**checks) checks it, or a URI (s3://, gs://, file://)
+    kept as the string it is: a pathlib path would fold its '//'. run_folder says where URIs work."""
+
+    def __init__(self, **checks):
+        self.path = click.Path(path_type=Path, **checks)
+        self.name = self.path.name  # the same metavar in --help: PATH, FILE, DIRECTORY
+
+    def convert(self, value, param, ctx):
+        from .uris import is_uri
+
+        return value if is_uri(value) else self.path.convert(value, param, ctx)
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nst-fast")
 def main():
@@ -46,7 +60,7 @@ def main():
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=PathOrURI(exists=True))
 @click.option("--style", "-s", "styles", multiple=True, required=True,
               help="Style image or preset name (see `nst-fast info`); repeat to mix styles.")
 @click.option("--style-weight", "style_weights", multiple=True, type=float,
@@ -83,7 +97,7 @@ def main():
 @click.option("--workers", type=click.IntRange(1),
               help="Decode/encode threads (default 2); with --ray, actors (default: one per GPU, else sized to the "
                    "cluster's CPUs).")
-@click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), help="Also write a grid of inputs and outputs.")
+@click.option("--contact-sheet", type=PathOrURI(dir_okay=False), help="Also write a grid of inputs and outputs.")
 @click.option("--tile-size", type=click.IntRange(0), default=1024, show_default=True,
               help="Images with a longer side go through in overlapping tiles of this many pixels (0: never tile; "
                    "else at least 256, tiling.MIN_TILE).")
@@ -98,7 +112,7 @@ def main():
               help="Videos: weight of the previous output where the flow is trusted (higher: steadier, more ghosting).")
 @click.option("--crf", type=click.IntRange(0, 63),
               help="Videos: encoder quality, lower is better and larger (default: libx264 18, VP9 31).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--report", type=PathOrURI(dir_okay=False),
               help="Write a JSON report: every file with status, size, output, seconds and error "
                    "(videos: also frames and fps, frames stylised per second).")
 @click.option("--dry-run", is_flag=True, help="List what would be stylised, skipped or fail; write nothing.")
@@ -107,9 +121,8 @@ def main():
 @click.option("--ray", "ray_address", metavar="ADDRESS",
               help="Run on a Ray cluster with Ray Data: local (start one here for this run) or auto (the running "
                    "cluster, or RAY_ADDRESS; from another machine: ray job submit). Needs nst-fast[ray]; the paths "
-                   "must be the same on every node.")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("stylized"),
-              show_default=True)
+                   "must be the same on every node, or URIs (s3://, gs://, file://) for PATHS, -o and --report.")
+@click.option("-o", "--output", type=PathOrURI(file_okay=False), default=Path("stylized"), show_default=True)
 def run(paths, styles, style_weights, masks, method, alpha, preserve_color, style_colors, max_size, batch_size, backend,
         device, precision, half, graphs, fmt, quality, overwrite, model, vgg, steps, workers, contact_sheet, tile_size, keep_exif,
         stabilize, stability, crf, report,

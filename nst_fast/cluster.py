@@ -9,8 +9,11 @@ record comes back as one status row, so a bad file is a failed row: an exception
 drop the whole block (and end the run). The driver turns the rows back into the plan's jobs, so
 the summary, the `error:` lines, the exit status and the report are the local runner's.
 
-Every node needs the same nst-fast, and the inputs and outputs under the same paths (a shared
-filesystem); Ray itself is imported only here, on this path.
+The records are paths or URIs (uris.py: s3://, gs://, file://, through pyarrow filesystems): an
+actor reads its inputs' bytes and writes its outputs through the filesystem a URI names. Every
+node needs the same nst-fast, and the inputs and outputs under the same paths (a shared
+filesystem) or URIs it can reach (credentials in its environment); Ray itself is imported only
+here, on this path.
 """
 from __future__ import annotations
 
@@ -21,14 +24,14 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from tqdm import tqdm
 
-from .batch import Job, Pipeline, Summary, done_line, feed, one_line, prepare, reason
+from . import manifest
+from .batch import Job, Pipeline, Summary, done_line, feed, one_line, prepare, reason, remove_partial_files
 from .errors import NSTError
-from .fileio import remove_stale_parts
 from .interrupts import sigterm_as_interrupt
+from .uris import location
 
 THREADS_PER_ACTOR = 2  # decode and encode threads in each actor: the local runner's default
 # Files per actor call: enough for full engine batches of each shape, few enough that the progress
@@ -49,27 +52,34 @@ class _NoBar:
 
 class StylizeFiles:
     """A Ray Data actor: one Stylizer (engine, graphs, style statistics) for the actor's life, and
-    per call a batch of records stylised and written, returned as one status row per file."""
+    per call a batch of records stylised and written, returned as one status row per file.
+    `made`: (the output folder, encoded; the settings), the manifest it records once its Stylizer
+    has loaded."""
 
-    def __init__(self, style, options: dict, quality: int, keep_exif: bool):
+    def __init__(self, style, options: dict, quality: int, keep_exif: bool, made: tuple[bytes, dict]):
         import ray
 
         from .api import Stylizer
 
         self.quality, self.keep_exif = quality, keep_exif
         self.node = ray.get_runtime_context().get_node_id()  # for the driver's closing line
-        self.backend = ""
+        self.backend, self.stylizer = "", None
         try:
             self.stylizer, self.refused = Stylizer(style, **options).open(), ""
             self.backend = str(self.stylizer.backend.backend)  # without what was passed over, and why
-        except NSTError as e:
-            # Weights that do not load, an engine missing on this node: said by the first row, so
-            # the driver stops with this one line (raised here, Ray would retry and then print
-            # its tracebacks).
+            # As the local runner: the manifest once the weights have loaded, before any output (if
+            # every actor refuses, none claims the folder). Each actor writes the same one.
+            manifest.record(_decoded(made[0]), made[1])
+        except (NSTError, OSError) as e:
+            # Weights that do not load, an engine missing on this node, an output folder it cannot
+            # write: said by the first row, so the driver stops with this one line (raised here,
+            # Ray would retry and then print its tracebacks).
             self.refused = f"{e} (on the node at {ray.util.get_node_ip_address()})"
+            if self.stylizer is not None:
+                self.stylizer.close()
 
     def __call__(self, records: dict) -> dict:
-        jobs = [Job(Path(os.fsdecode(src)), Path(os.fsdecode(dst))) for src, dst in zip(records["input"], records["output"])]
+        jobs = [Job(_decoded(src), _decoded(dst)) for src, dst in zip(records["input"], records["output"])]
         try:
             if self.refused:
                 for job in jobs:
@@ -95,48 +105,57 @@ class StylizeFiles:
         # leaving the pools waited for the last writes
 
 
-def run(jobs: list[Job], address: str, style, options: dict, *, quality: int = 95, keep_exif: bool = False,
-        workers: int | None = None, progress: bool = True, verbose: bool = False,
+def run(jobs: list[Job], address: str, style, options: dict, *, made_with: tuple, quality: int = 95,
+        keep_exif: bool = False, workers: int | None = None, progress: bool = True, verbose: bool = False,
         started: float | None = None) -> Summary:
     """batch.run's counterpart on the Ray cluster at `address` (local: a Ray started for this run;
     auto: the running cluster, or RAY_ADDRESS; see check_address). `style` and `options` are
-    Stylizer's, built in every actor. `workers`: actors (default: one per GPU, else sized to the
-    cluster's CPUs)."""
+    Stylizer's, built in every actor. `made_with`: (the output folder, the settings its manifest
+    records). `workers`: actors (default: one per GPU, else sized to the cluster's CPUs)."""
     summary = Summary(jobs)
     todo = prepare(jobs, verbose)
     start = started if started is not None else time.perf_counter()
+    made = (_encoded(made_with[0].resolve()), made_with[1])  # an actor's working folder is not the driver's
     try:
         if todo:
-            _run_on_ray(todo, address, style, options, quality, keep_exif, workers, progress, verbose)
+            _run_on_ray(todo, address, style, options, quality, keep_exif, made, workers, progress, verbose)
     finally:  # also after Ctrl-C, which stops the actors mid-write
-        for folder in {j.dst.parent for j in todo if j.dst.parent.is_dir()}:
-            remove_stale_parts(folder)  # an actor lost mid-write leaves its temporary file
+        remove_partial_files(todo)  # an actor lost mid-write leaves its temporary file
     summary.wall = time.perf_counter() - start
     return summary
 
 
+def _encoded(path) -> bytes:
+    """A record's path or URI as bytes: a local file name need not be UTF-8 (a URI is ASCII)."""
+    return os.fsencode(str(path))
+
+
+def _decoded(value: bytes):
+    return location(os.fsdecode(value))  # a Path stays a Path: its str never holds '://'
+
+
 def _run_on_ray(todo: list[Job], address: str, style, options: dict, quality: int, keep_exif: bool,
-                workers: int | None, progress: bool, verbose: bool) -> None:
+                made: tuple, workers: int | None, progress: bool, verbose: bool) -> None:
     with _connected(address) as ray:
         actors, resources = _pool_size(ray, options.get("device", "auto"), workers)
         per_call = min(MAX_FILES_PER_CALL, max(options.get("batch_size", 4), math.ceil(len(todo) / (4 * actors))))
         actors = min(actors, math.ceil(len(todo) / per_call))  # an idle actor would still load everything
         if progress:
             print(f"ray: {actors} actor(s), each {_described(resources)}, on {address}", file=sys.stderr, flush=True)
-        rows = _dataset(ray, todo, style, options, quality, keep_exif, per_call, actors, resources).iter_rows()
+        rows = _dataset(ray, todo, style, options, quality, keep_exif, made, per_call, actors, resources).iter_rows()
         nodes, backends = _collect(rows, todo, progress, verbose)
         if progress:
             print(f"ray: the files ran on {len(nodes)} node(s); backend: {'; '.join(sorted(backends))}",
                   file=sys.stderr, flush=True)
 
 
-def _dataset(ray, todo: list[Job], style, options: dict, quality: int, keep_exif: bool, per_call: int,
-             actors: int, resources: dict):
-    """The records (paths as bytes: a file name need not be UTF-8) through the actor pool, in
-    blocks of `per_call`, one actor call each."""
-    records = [{"index": i, "input": os.fsencode(j.src), "output": os.fsencode(j.dst)} for i, j in enumerate(todo)]
+def _dataset(ray, todo: list[Job], style, options: dict, quality: int, keep_exif: bool, made: tuple,
+             per_call: int, actors: int, resources: dict):
+    """The records (paths and URIs as bytes, _encoded) through the actor pool, in blocks of
+    `per_call`, one actor call each."""
+    records = [{"index": i, "input": _encoded(j.src), "output": _encoded(j.dst)} for i, j in enumerate(todo)]
     return ray.data.from_items(records, override_num_blocks=math.ceil(len(todo) / per_call)).map_batches(
-        StylizeFiles, fn_constructor_args=(style, {**options, "progress": False}, quality, keep_exif),
+        StylizeFiles, fn_constructor_args=(style, {**options, "progress": False}, quality, keep_exif, made),
         batch_size=per_call, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), **resources)
 
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import NSTError
+from .uris import URIPath
 
 
 def _current_umask() -> int:
@@ -31,8 +32,13 @@ def atomic_path(final: str | os.PathLike):
     """Yield a temporary path beside `final`; rename it into place only if the block succeeds.
 
     The temporary name starts with '.' and ends with '.part', so a crash leaves at most a hidden
-    partial file, never a truncated file under the final name.
+    partial file, never a truncated file under the final name. A URIPath yields a local temporary
+    file, uploaded and moved into place (URIPath.atomic_path).
     """
+    if isinstance(final, URIPath):
+        with final.atomic_path() as tmp:
+            yield tmp
+        return
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     # the writer's pid in the name tells a later run whether the file is being written or was left
@@ -54,9 +60,13 @@ def atomic_path(final: str | os.PathLike):
 _WRITER = re.compile(r"\.pid(\d+)\.[^.]*\.[^/]*part$")
 
 
-def remove_stale_parts(folder: str | os.PathLike) -> list[Path]:
+def remove_stale_parts(folder: str | os.PathLike | URIPath, outputs: set[str] = frozenset()) -> list:
     """Delete the partial files of `atomic_path` in `folder` whose writer is no longer running
-    (a run killed mid-write); those of live writers stay. Returns what was removed."""
+    (a run killed mid-write); those of live writers stay. Returns what was removed. In a URI's
+    folder, where no writer's pid can be checked, those of the files named `outputs` (the run's
+    own, see URIPath.remove_parts)."""
+    if isinstance(folder, URIPath):
+        return folder.remove_parts(set(outputs))
     removed = []
     for part in Path(folder).glob(".*.part"):
         writer = _WRITER.search(part.name)
@@ -81,6 +91,8 @@ def check_writable(path: str | os.PathLike, folder: bool = True) -> None:
     """Refuse an output place before any work is done for it: a folder (or, with `folder` False,
     a file's folder) where we cannot create, write and remove a probe file. A folder that does not
     exist yet is probed in its nearest existing parent, so nothing is created and nothing is left."""
+    if isinstance(path, URIPath):
+        return path.check_writable(folder)
     path = Path(path)
     try:
         if folder and path.exists() and not path.is_dir():

@@ -15,6 +15,7 @@ from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 from .fileio import atomic_path
+from .uris import URIPath, UnreadableURI, as_path
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -41,7 +42,7 @@ def load_image(path: str | os.PathLike, max_size: int | None = None) -> np.ndarr
 def decode_image(path: str | os.PathLike, max_size: int | None = None, keep_metadata: bool = False) -> Decoded:
     """load_image, and what an output needs to keep (`keep_metadata`: EXIF, and an RGB ICC
     profile instead of converting to sRGB)."""
-    path = Path(path)
+    path = as_path(path)
     try:
         return _decode(path, max_size, keep_metadata)
     except Exception as e:  # Pillow's plugins raise many types on bad data; the batch needs one
@@ -51,7 +52,7 @@ def decode_image(path: str | os.PathLike, max_size: int | None = None, keep_meta
 def check_image(path: str | os.PathLike) -> str:
     """Read only the header of `path`: raise ImageError where a decode would fail early (not an
     image, bomb, unreadable), else return its note (see Decoded). Truncated data shows only on decode."""
-    path = Path(path)
+    path = as_path(path)
     try:
         with _open(path) as im:
             return _frames_note(im)
@@ -73,17 +74,19 @@ def fit_size(size: tuple[int, int], limit: int) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def _open(path: Path):
+def _open(path: Path | URIPath):
+    # a URI's bytes are read whole: an object store has no cheap seeks, and photos fit in memory
+    source = io.BytesIO(path.read_bytes()) if isinstance(path, URIPath) else path
     with warnings.catch_warnings():
         # Pillow only warns between 1x and 2x its pixel limit; a batch job must refuse, not log.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        im = Image.open(path)  # animated GIF/WebP open on their first frame, which is what we use
+        im = Image.open(source)  # animated GIF/WebP open on their first frame, which is what we use
     with im:
         _check_pixels(im)
         yield im
 
 
-def _decode(path: Path, max_size: int | None, keep_metadata: bool) -> Decoded:
+def _decode(path: Path | URIPath, max_size: int | None, keep_metadata: bool) -> Decoded:
     with _open(path) as im:
         note = _frames_note(im)  # before load(): counting frames may seek
         if max_size and max(im.size) > max_size:
@@ -173,8 +176,10 @@ def _wide_grey_to_uint8(im: Image.Image) -> np.ndarray:
     return np.clip(np.rint(grey * scale), 0, 255).astype(np.uint8)
 
 
-def _reason(path: Path, e: Exception) -> str:
+def _reason(path: Path | URIPath, e: Exception) -> str:
     """A short human reason for a failed decode."""
+    if isinstance(e, UnreadableURI):
+        return str(e)
     if path.is_symlink() and not path.exists():
         return ("symbolic link loop" if getattr(e, "errno", None) == errno.ELOOP
                 else f"broken symbolic link (to {os.readlink(path)})")
@@ -201,7 +206,7 @@ def save_image(array: np.ndarray, path: str | os.PathLike, quality: int = 95, ex
                icc: bytes | None = None) -> None:
     """Write uint8 H x W x 3 RGB to `path`, format by suffix, atomically (never a half-written file),
     with the given EXIF and ICC profile if any."""
-    path = Path(path)
+    path = as_path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"{path}: cannot write {path.suffix or 'files without a suffix'!r}; "
@@ -238,7 +243,7 @@ def output_suffix(path: str | os.PathLike, fmt: str | None) -> str:
         if suffix not in _SAVE_FORMATS:
             raise ValueError(f"unknown output format {fmt!r}; use one of jpg, png, webp")
         return suffix
-    suffix = Path(path).suffix.lower()
+    suffix = as_path(path).suffix.lower()
     return suffix if suffix in _SAVE_FORMATS else ".png"
 
 

@@ -63,7 +63,7 @@ def _described(thing, find) -> str:
     return f"image {pixels.shape[1]}x{pixels.shape[0]} ({hashlib.sha256(pixels.tobytes()).hexdigest()[:16]})"
 
 
-def read(folder: Path) -> dict | None:
+def read(folder) -> dict | None:
     """The settings recorded in `folder`, None where it holds no manifest."""
     path = folder / MANIFEST
     if not path.is_file():
@@ -90,10 +90,15 @@ def check(folder: Path, made: dict, overwrite: bool) -> None:
 def write(folder: Path, made: dict, jobs) -> None:
     """Record `made` in `folder` when the run has something to write there (none: e.g. every output
     would overwrite an input, so -o is the photos' own folder, which then stays as it was)."""
+    if any(job.status == "pending" for job in jobs):
+        record(folder, made)
+
+
+def record(folder, made: dict) -> None:
+    """Write the manifest: by the runner once the weights and styles have loaded, before the first
+    output, so a folder never holds outputs that no manifest describes (`folder`: a Path or URIPath)."""
     from importlib.metadata import version
 
-    if not any(job.status == "pending" for job in jobs):
-        return
     with atomic_path(folder / MANIFEST) as tmp:
         tmp.write_text(json.dumps({"made_by": f"nst-fast {version('nst-fast')}", "settings": made}, indent=1) + "\n",
                        encoding="utf-8")

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from .errors import NSTError, VideoError
 from .fileio import atomic_path
+from .uris import URIPath, as_path
 
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
                     ".avi": "avi"}
@@ -52,8 +53,8 @@ def import_av():
     return av
 
 
-def is_video(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+def is_video(path: str | Path | URIPath) -> bool:
+    return as_path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 @dataclass

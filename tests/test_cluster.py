@@ -1,15 +1,19 @@
 """`nst-fast run --ray`: the same job through a real Ray (a local instance started once for the
 module, then a two-node cluster on this machine): the local runner's outputs, lines, exit status
-and report; reruns skip; a killed actor leaves only complete outputs and the run completes."""
+and report; reruns skip; a killed actor leaves only complete outputs and the run completes; file://
+URIs for the inputs, -o and the report go through pyarrow's filesystem as s3:// and gs:// would."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -118,6 +122,59 @@ def test_weights_an_actor_cannot_load_stop_the_run_with_one_line(local_ray, fold
     assert f"error: {bad}: not a readable safetensors file" in result.output
     assert "Traceback" not in result.output
     assert not list((tmp_path / "out").rglob("*.jpg"))
+    assert not (tmp_path / "out" / "nst-fast.json").exists()  # no manifest claims a run that never ran
+
+
+def test_file_uris_match_the_local_runner_and_a_rerun_skips(local_ray, folder, tmp_path):
+    src, local, out = tmp_path / "in", tmp_path / "local", tmp_path / "out"
+    shutil.copytree(folder, src)
+    shutil.copy(src / "p0.jpg", src / "odd #1 100% ü.jpg")  # a name that must be percent-encoded in a URI
+    alone = invoke(src, "-o", local, "--report", tmp_path / "local.json")
+    result = invoke(src.as_uri(), "-o", out.as_uri(), "--report", (tmp_path / "ray.json").as_uri(), "--ray", "local")
+    assert result.exit_code == alone.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {(src / 'broken.jpg').as_uri()}: not an image Pillow can read"]
+    assert "6 done, 0 skipped, 1 failed" in result.output
+
+    expected, got = outputs(local), outputs(out)
+    assert sorted(got) == sorted(expected) and len(got) == 6
+    for name in expected:
+        assert np.abs(got[name] - expected[name]).max() <= 1, name
+    assert (out / "nst-fast.json").read_text() == (local / "nst-fast.json").read_text()
+    assert no_partial_files(out)
+    mine, theirs = (json.loads((tmp_path / f"{name}.json").read_text())["files"] for name in ("ray", "local"))
+    assert [(f["status"], f["bytes"], unquote(f["output"]).removeprefix(out.as_uri() + "/")) for f in mine] == \
+        [(f["status"], f["bytes"], Path(f["output"]).relative_to(local).as_posix()) for f in theirs]
+
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")}
+    again = invoke(src.as_uri(), "-o", out.as_uri(), "--ray", "local")
+    assert again.exit_code == 1, again.output
+    assert "0 done, 6 skipped, 1 failed" in again.output
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")} == written
+
+
+def test_a_uri_without_ray_is_a_usage_error(folder, tmp_path):
+    for args in ([folder.as_uri(), "-o", tmp_path / "out"], [folder, "-o", (tmp_path / "out").as_uri()]):
+        result = invoke(*args)
+        assert result.exit_code == 2, result.output
+        assert "--ray: file://" in result.output and "add --ray local" in result.output
+    result = invoke(folder, "-o", tmp_path / "out", "--ray", "local", "--contact-sheet", "s3://bucket/sheet.jpg")
+    assert result.exit_code == 2 and "--contact-sheet: s3://bucket/sheet.jpg" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dry_run_reads_uris_and_refuses_to_overwrite_an_input(folder, tmp_path):
+    """The plan on URIs (before Ray starts): files listed, headers read, and a file:// output that is
+    the input folder refused as it is for local paths."""
+    result = invoke(folder, "-o", folder.as_uri(), "--format", "jpg", "--ray", "local", "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert f"would fail: {folder / 'p0.jpg'}: output {(folder / 'p0.jpg').as_uri()} would overwrite an input" \
+        in result.output
+    result = invoke(folder.as_uri(), "-o", tmp_path / "out", "--ray", "local", "--dry-run")
+    assert f"would fail: {(folder / 'broken.jpg').as_uri()}: not an image Pillow can read" in result.output
+    assert f"would stylise: {(folder / 'nested' / 'p2.jpg').as_uri()} -> {tmp_path / 'out' / 'nested' / 'p2.jpg'}" \
+        in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_killed_actor_is_replaced_and_leaves_only_complete_outputs(local_ray, tmp_path):
