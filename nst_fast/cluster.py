@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -31,7 +32,7 @@ from . import manifest
 from .batch import Job, Pipeline, Summary, done_line, feed, one_line, prepare, reason, remove_partial_files
 from .errors import NSTError
 from .interrupts import sigterm_as_interrupt
-from .uris import location
+from .uris import URIPath, location
 
 THREADS_PER_ACTOR = 2  # decode and encode threads in each actor: the local runner's default
 # Files per actor call: enough for full engine batches of each shape, few enough that the progress
@@ -126,8 +127,9 @@ def run(jobs: list[Job], address: str, style, options: dict, *, made_with: tuple
 
 
 def _encoded(path) -> bytes:
-    """A record's path or URI as bytes: a local file name need not be UTF-8 (a URI is ASCII)."""
-    return os.fsencode(str(path))
+    """A record's path or URI as bytes: a local file name need not be UTF-8 (a URI is ASCII). Local
+    paths are made absolute: an actor on another node does not share the driver's working folder."""
+    return os.fsencode(str(path if isinstance(path, URIPath) else Path(path).absolute()))
 
 
 def _decoded(value: bytes):
