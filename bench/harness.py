@@ -98,10 +98,9 @@ def environment(device: str) -> dict:
     import numpy
     import torch
 
-    from nst_fast.backends import has
+    from nst_fast.backends import cpu_name, has
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = cpu_name()
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
     for name in ("onnx", "onnxruntime", "openvino", "nncf", "tensorrt"):
         if has(name):

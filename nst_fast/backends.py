@@ -69,6 +69,17 @@ def openvino_precisions() -> tuple[str, ...]:
     return tuple(cpu_precisions())
 
 
+def cpu_name() -> str:
+    """The CPU's model name ('Intel(R) Xeon(R) Processor'), for reports and model cards."""
+    import platform
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor() or platform.machine())
+
+
 def cpu_bf16() -> bool:
     """Whether torch's CPU kernels have native bf16 here (oneDNN on AMX or AVX-512 BF16)."""
     import torch

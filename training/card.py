@@ -213,13 +213,10 @@ def precision(recipe: dict) -> str:
 
 
 def cpu_text() -> str:
-    """'Intel(R) Xeon(R) Processor (amx_bf16, avx512_bf16)': the CPU, and the bf16 units it has."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.machine())
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    units = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
-    return f"{name} ({', '.join(units)})" if units else name
+    """'Intel(R) Xeon(R) Processor (native bf16)': the CPU, and whether torch has native bf16 kernels on it."""
+    from nst_fast.backends import cpu_bf16, cpu_name
+
+    return f"{cpu_name()} (native bf16)" if cpu_bf16() else cpu_name()
 
 
 def droplet_text(recipe: dict) -> str:
