@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from nst_fast.errors import NSTError
+from nst_fast.images import MIN_SIDE
 from nst_fast.fileio import atomic_path
 from nst_fast.runners import tensorrt_runner
 # device_info(): TensorRT version, GPU name and compute capability here (asks TensorRT, lazily)
@@ -33,9 +34,9 @@ DEFAULT_MAX: Shape = (8, 1024, 1024)
 FLAGS = {"min": "--min-shape", "opt": "--opt-shape", "max": "--max-shape"}
 
 STYLE_CHANNELS = 512  # relu4_1 channels: the length of style_mean and style_std
-# The networks downsample by up to 8 (VGG to relu4_1); 16 px keeps feature maps of at least 2 x 2,
-# and the batch runner pads H and W to multiples of 8.
-MIN_SIDE, SIDE_MULTIPLE = 16, 8
+# The smallest side the graphs take (images.MIN_SIDE: AdaIN's mirrored margin needs more than 32 px);
+# the batch runner pads H and W to multiples of 8 and up to it.
+SIDE_MULTIPLE = 8
 
 KEY_FORMAT = 1  # bump when the meaning of a cached engine changes
 KEY_CHARS = 24

@@ -26,7 +26,7 @@ from nst_fast.metrics import psnr
 from nst_fast.transformer_net import centered_for_fp16
 
 # (H, W): multiples of 8 from the networks' minimum to 1024, square, wide, tall and very thin.
-SIZES = [(16, 40), (136, 64), (200, 328), (512, 512), (96, 1024)]  # the CLI's default (its --sizes help)
+SIZES = [(40, 64), (136, 64), (200, 328), (512, 512), (96, 1024)]  # the CLI's default (its --sizes help)
 QUICK_SIZES = [(64, 96), (200, 136)]
 UHD = (2160, 3840)  # 4K: AdaIN statistics over 8 M pixels
 MIN_WITHIN_ONE = 0.999

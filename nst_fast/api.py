@@ -375,11 +375,13 @@ def graph_locator(graphs: PathLike | None, batch_size: int, side: int | None, te
         return locate(graphs, progress=progress)
     from export.engine import Profile
 
+    from .images import MIN_SIDE
+
     if side is None:
         raise OptionError("the TensorRT backend needs a largest image size: give max_size or tile_size",
                           "max_size", "tile_size")
     side = -(-side // 8) * 8
-    return locate(graphs, Profile(min=(1, 16, 16), opt=(batch_size, side, side), max=(batch_size, side, side)),
+    return locate(graphs, Profile(min=(1, MIN_SIDE, MIN_SIDE), opt=(batch_size, side, side), max=(batch_size, side, side)),
                   progress)
 
 

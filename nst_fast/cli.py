@@ -233,7 +233,7 @@ def gatys(content, style, output, steps, optimizer, init, style_weight, content_
               help="Real photos to validate on (default: scikit-image's sample photos); synthetic extremes are always added.")
 @click.option("--limit", type=click.IntRange(1), help="Validate on at most this many photos from --images.")
 @click.option("--sizes", help="Shapes (HxW, multiples of 8) to validate at, comma-separated "
-              "(default: 16x40,136x64,200x328,512x512,96x1024).")
+              "(default: 40x64,136x64,200x328,512x512,96x1024).")
 @click.option("--uhd/--no-uhd", default=True, show_default=True, help="Also validate at 3840x2160.")
 @click.option("--threads", type=click.IntRange(1), help="onnxruntime threads (default: onnxruntime's, one per physical core).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("exported"),
@@ -333,8 +333,10 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
         sizes = [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
     except ValueError:
         sizes = []
-    if not sizes or any(len(s) != 2 or min(s) < 16 or s[0] % 8 or s[1] % 8 for s in sizes):
-        raise click.BadParameter(f"{text!r}: want HxW[,HxW...], each side a multiple of 8 and at least 16",
+    from .images import MIN_SIDE
+
+    if not sizes or any(len(s) != 2 or min(s) < MIN_SIDE or s[0] % 8 or s[1] % 8 for s in sizes):
+        raise click.BadParameter(f"{text!r}: want HxW[,HxW...], each side a multiple of 8 and at least {MIN_SIDE}",
                                  param_hint="--sizes")
     return sizes
 

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .adain import statistics_for_tile
+from .adain import mean_std, statistics_for_tile
 from .errors import NSTError
 from .images import crop_to, pad_to_multiple
 
@@ -70,9 +70,8 @@ class AdaINRunnerStatistics:
     @torch.no_grad()
     def content_statistics(self, frames):
         batch, _ = padded_batch(frames)
-        images = torch.from_numpy(batch).to(self.runner.device)
-        mean, std = self.runner.encoder(images)
-        return mean.float().cpu().numpy(), std.float().cpu().numpy()
+        mean, std = (t.flatten(1) for t in mean_std(self.runner.features(batch)))
+        return mean.cpu().numpy(), std.cpu().numpy()
 
     def stylize_with_statistics(self, frames, own, target):
         from .methods import Delegate, adain_feeds

@@ -247,9 +247,10 @@ def output_suffix(path: str | os.PathLike, fmt: str | None) -> str:
     return suffix if suffix in _SAVE_FORMATS else ".png"
 
 
-# The networks downsample 8x (AdaIN, to relu4_1) and their reflection padding needs at least 2
-# pixels there, so nothing smaller than 16 px goes in; Gatys (relu5_1, 16x) is fine at 16 too.
-MIN_SIDE = 16
+# The AdaIN graph mirrors 32 px around an image (adain.MARGIN), which needs more than 32 px to
+# mirror, and the networks downsample 8x: nothing smaller than 40 px goes in (smaller images are
+# padded up to it and cut back after).
+MIN_SIDE = 40
 
 
 def pad_to_multiple(array: np.ndarray, multiple: int = 8, minimum: int = MIN_SIDE) -> tuple[np.ndarray, tuple[int, int]]:

@@ -21,13 +21,17 @@ def gram_loss(feats: dict, target_grams: dict, weights: dict | None = None) -> t
                for k, g in target_grams.items())
 
 
-def mean_std_loss(feats: dict, target_feats: dict) -> torch.Tensor:
-    """AdaIN style loss: distance of per-channel mean and std, summed over taps."""
+def mean_std_loss(feats: dict, target_feats: dict, relative: bool = False) -> torch.Tensor:
+    """AdaIN style loss: distance of per-channel mean and std, summed over taps. Relative: each
+    tap's distance divided by the mean square of the target's means and stds there, so the taps
+    count alike (raw, on the Caffe 0-255 encoder relu2_1 outweighs relu4_1 about tenfold)."""
     total = 0.0
     for k, target in target_feats.items():
         m, s = mean_std(feats[k])
         tm, ts = mean_std(target)
-        total = total + F.mse_loss(m, tm) + F.mse_loss(s, ts)
+        tm, ts = tm.expand_as(m), ts.expand_as(s)
+        term = F.mse_loss(m, tm) + F.mse_loss(s, ts)
+        total = total + (term / (tm.pow(2).mean() + ts.pow(2).mean()).detach() if relative else term)
     return total
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .adain import Moments, mean_std, mix_statistics, moments, statistics_for_tile
+from .adain import Moments, content_features, mean_std, mix_statistics, moments, statistics_for_tile, with_margin
 from .backends import Backend
 from .color import ColorMoments, apply_transfer, color_moments, color_transfer, keep_luminance, match_color, mix_moments
 from .errors import NSTError, StyleError
@@ -191,17 +191,18 @@ class AdaINRegions(Delegate):
 
     @torch.no_grad()
     def features(self, images: np.ndarray) -> torch.Tensor:
-        """relu4_1 features (N x C x H/8 x W/8, FP32) of uint8 N x H x W x 3 images."""
+        """relu4_1 features (N x C x (H + 2 MARGIN)/8 x (W + 2 MARGIN)/8, FP32) of uint8 N x H x W x 3
+        images, as the graph takes their statistics: with the mirrored margin (adain.content_features)."""
         batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
         dtype = next(self.encoder.parameters()).dtype
-        return self.encoder.encoder(from_uint8(batch, dtype), ["relu4_1"])["relu4_1"].float()
+        return content_features(self.encoder.encoder, from_uint8(batch, dtype)).float()
 
     def feature_weights(self, weights: np.ndarray | None, feat: torch.Tensor) -> torch.Tensor:
-        """N x K x H/8 x W/8: the pixels' weights averaged over each feature's 8 x 8 cell
-        (all ones, one region, without masks)."""
+        """N x K x H'/8 x W'/8: the pixels' weights, mirrored into the margin as the image is, averaged
+        over each feature's 8 x 8 cell (all ones, one region, without masks)."""
         if weights is None:
             return torch.ones(feat.shape[0], 1, *feat.shape[2:], device=feat.device)
-        w = torch.from_numpy(np.ascontiguousarray(weights)).permute(0, 3, 1, 2).to(feat.device)
+        w = with_margin(torch.from_numpy(np.ascontiguousarray(weights)).permute(0, 3, 1, 2).to(feat.device))
         return torch.nn.functional.adaptive_avg_pool2d(w, feat.shape[2:])
 
     def regions(self, total: Moments, own: tuple[torch.Tensor, torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .adain import Decoder, adain, mean_std
+from .adain import Decoder, adain, content_features, mean_std, without_margin
 from .transformer_net import TransformerNet
 from .vgg import VGGFeatures
 
@@ -52,7 +52,11 @@ class AdaINStylizer(nn.Module):
     network. The paper's blend in feature space (decoding alpha * target + (1 - alpha) * content)
     gives at alpha 0 the decoder's inversion of the photo, not the photo: 15.4 dB against it with
     the bundled decoder, skylines melted. This way alpha 0 is the photo, small strengths stay close
-    to it (PSNR rises by 20 log10(1 / alpha) over the full-strength output's), at no extra cost."""
+    to it (PSNR rises by 20 log10(1 / alpha) over the full-strength output's), at no extra cost.
+
+    The photo is encoded and decoded with a mirrored margin around it (adain.MARGIN), which keeps
+    the decoder from painting a frame along its edges; that costs (1 + 64 / side)^2 of the work
+    (1.27x at 512 x 512, 1.13x at 1024)."""
 
     def __init__(self, encoder: VGGFeatures, decoder: Decoder):
         super().__init__()
@@ -61,10 +65,10 @@ class AdaINStylizer(nn.Module):
     def forward(self, images, style_mean, style_std, alpha):
         dtype = next(self.parameters()).dtype
         x = from_uint8(images, dtype)
-        content = self.encoder(x, ["relu4_1"])["relu4_1"]
+        content = content_features(self.encoder, x)
         target = adain(content, style_mean[:, :, None, None], style_std[:, :, None, None])
         alpha = alpha.to(dtype)
-        return graph_outputs(alpha * self.decoder(target) + (1 - alpha) * x)
+        return graph_outputs(alpha * without_margin(self.decoder(target)) + (1 - alpha) * x)
 
 
 class TransformerStylizer(nn.Module):

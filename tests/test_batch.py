@@ -221,14 +221,14 @@ def test_a_lone_odd_sized_image_runs_after_the_flush_timeout_not_at_the_end(tmp_
     (tmp_path / "in").mkdir()
     save(photo_like(40, 72), tmp_path / "in" / "a_odd.png")
     for i in range(12):
-        save(photo_like(32, 48, i), tmp_path / "in" / f"b{i:02d}.png")
+        save(photo_like(40, 48, i), tmp_path / "in" / f"b{i:02d}.png")
     runner = Slow()
     summary = stylise([tmp_path / "in"], tmp_path / "out", runner, batch_size=4, flush_after=flush_after)
     assert summary.count("done") == 13
     odd = [i for i, shape in enumerate(runner.shapes) if shape[1:3] == (40, 72)]
     assert odd and runner.shapes[odd[0]][0] == 1
     assert (odd[0] == len(runner.shapes) - 1) == odd_runs_last, runner.shapes
-    assert sorted(s[0] for s in runner.shapes if s[1:3] == (32, 48)) == [4, 4, 4]  # the others stay full batches
+    assert sorted(s[0] for s in runner.shapes if s[1:3] == (40, 48)) == [4, 4, 4]  # the others stay full batches
 
 
 # --- per-item failures ------------------------------------------------------------------------------

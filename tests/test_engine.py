@@ -49,7 +49,7 @@ def test_profile_defaults_and_partial_flags():
 
 @pytest.mark.parametrize("flags, message", [
     ({"opt": "4x500x512"}, r"--opt-shape 4x500x512: H and W must be multiples of 8"),
-    ({"min": "1x8x256"}, r"--min-shape 1x8x256: H and W must be at least 16"),
+    ({"min": "1x8x256"}, r"--min-shape 1x8x256: H and W must be at least 40"),
     ({"min": "0x256x256"}, r"--min-shape 0x256x256: N \(the batch size\) must be at least 1"),
     ({"max": "8x1024x1020"}, r"--max-shape 8x1024x1020: H and W must be multiples of 8"),
     ({"opt": "4x2048x512"}, r"--min-shape <= --opt-shape <= --max-shape must hold for N, H and W"),

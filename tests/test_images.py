@@ -12,7 +12,7 @@ from PIL import Image, ImageCms, ImageFile
 
 from nst_fast.errors import ImageError
 from nst_fast.images import (
-    IMAGE_EXTENSIONS, check_image, crop_to, decode_image, load_image, output_suffix, pad_to_multiple, save_image,
+    IMAGE_EXTENSIONS, MIN_SIDE, check_image, crop_to, decode_image, load_image, output_suffix, pad_to_multiple, save_image,
 )
 from nst_fast.sheet import GAP, contact_sheet
 
@@ -230,8 +230,8 @@ def test_pad_crop_round_trip(h, w):
     padded, size = pad_to_multiple(image, 8)
     assert size == (h, w)
     assert padded.shape[0] % 8 == 0 and padded.shape[1] % 8 == 0 and padded.shape[2] == 3
-    # no more than needed: the next multiple of 8, or the 16 px minimum the networks need
-    assert padded.shape[0] == max(16, -(-h // 8) * 8) and padded.shape[1] == max(16, -(-w // 8) * 8)
+    # no more than needed: the next multiple of 8, or the minimum the graphs need (AdaIN's margin)
+    assert padded.shape[0] == max(MIN_SIDE, -(-h // 8) * 8) and padded.shape[1] == max(MIN_SIDE, -(-w // 8) * 8)
     assert np.array_equal(crop_to(padded, size), image)
 
 

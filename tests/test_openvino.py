@@ -68,7 +68,7 @@ def test_per_photo_style_statistics_are_split_with_their_photos(tmp_path, vgg_we
     _, graph = adain_graphs()
     path = export_graph(graph.module, "adain_stylizer", tmp_path / "a.onnx")
     rng = np.random.default_rng(1)
-    feeds = {"images": rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8), "alpha": np.ones(1, np.float32),
+    feeds = {"images": rng.integers(0, 256, (2, 40, 40, 3), dtype=np.uint8), "alpha": np.ones(1, np.float32),
              "style_mean": rng.uniform(0, 2, (2, 512)).astype(np.float32),
              "style_std": rng.uniform(0.5, 3, (2, 512)).astype(np.float32)}
     with OpenVINORunner(path, "fp32") as runner:

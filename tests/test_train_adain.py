@@ -178,3 +178,21 @@ def test_cli_trains_from_an_archive_until_its_minutes_are_spent(folders, tmp_pat
     assert meta["steps"] == "1"  # 6 ms: spent within the first step
     assert [p.name for p in (out / "samples").iterdir()] == ["step0000001.png"]
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
+
+
+def test_per_tap_style_norm_logs_the_relative_style_loss(folders, tmp_path):
+    # lr 0: both runs see the same decoder and batches, so only the style term's scale differs
+    runs = {}
+    for norm in ("none", "per_tap"):
+        cfg = config(folders, tmp_path / norm, 2)
+        cfg.style_norm, cfg.lr = norm, 0.0
+        train(cfg)
+        runs[norm] = [json.loads(line) for line in (tmp_path / norm / "log.jsonl").read_text().splitlines()]
+    for raw, relative in zip(runs["none"], runs["per_tap"]):
+        assert raw["content"] == pytest.approx(relative["content"], rel=1e-5)
+        # relative to the styles' own statistics: four taps of order one, not hundreds on the 0-255 encoder
+        assert 0 < relative["style"] < 4 < raw["style"]
+    cfg = config(folders, tmp_path / "bad", 1)
+    cfg.style_norm = "per-tap"
+    with pytest.raises(NSTError, match="style_norm must be per_tap or none"):
+        train(cfg)

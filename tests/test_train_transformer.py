@@ -9,6 +9,7 @@ from PIL import Image
 
 from nst_fast.cli import main
 from nst_fast.errors import NSTError, WeightsError
+from nst_fast.losses import mean_std_loss
 from nst_fast.models import load_decoder, load_transformer, save_model
 from nst_fast.transformer_net import TransformerNet
 from training.checkpoint import save_checkpoint
@@ -241,3 +242,29 @@ def test_droplet_weight_adds_a_logged_term_to_the_loss(data, tmp_path, vgg_weigh
                     + cfg.droplet_weight * r["droplet"])
         assert r["loss"] == pytest.approx(weighted, rel=1e-4)
     assert "droplet" not in json.loads((tmp_path / "plain" / "log.jsonl").read_text().splitlines()[0])
+
+
+def test_relative_mean_std_loss_counts_every_tap_alike():
+    # Two taps with the same relative error, one at a hundred times the other's scale: raw, the
+    # large tap is the whole loss; relative, the two terms are equal.
+    torch.manual_seed(0)
+    target = torch.rand(1, 8, 6, 6) + 0.5
+    output = target * 1.2
+    feats = {"small": output, "large": output * 100}
+    targets = {"small": target, "large": target * 100}
+    raw = [mean_std_loss({k: feats[k]}, {k: targets[k]}).item() for k in feats]
+    relative = [mean_std_loss({k: feats[k]}, {k: targets[k]}, relative=True).item() for k in feats]
+    assert raw[1] == pytest.approx(raw[0] * 1e4, rel=1e-3)
+    assert relative[0] == pytest.approx(relative[1], rel=1e-4) and relative[0] > 0
+    assert mean_std_loss(targets, targets, relative=True).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_stats_weight_adds_a_logged_term_to_the_loss(data, tmp_path):
+    cfg = config(data, tmp_path / "stats", 2, stats_weight=50.0, style_taps=("relu1_1", "relu2_1"))
+    train(cfg)
+    log = [json.loads(line) for line in (tmp_path / "stats" / "log.jsonl").read_text().splitlines()]
+    assert all(r["stats"] > 0 for r in log)
+    for r in log:
+        weighted = (cfg.content_weight * r["content"] + cfg.style_weight * r["style"] + cfg.tv_weight * r["tv"]
+                    + cfg.stats_weight * r["stats"])
+        assert r["loss"] == pytest.approx(weighted, rel=1e-4)

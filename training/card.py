@@ -42,9 +42,12 @@ def eval_sheet(weights: Path, photos: list[Path], out: Path, styles=SHEET_STYLES
 
 
 @torch.no_grad()
-def reconstruction_psnr(weights: Path, photos: list[Path], size: int = 256) -> float:
+def reconstruction_psnr(weights: Path, photos: list[Path], size: int = 256, margin: bool = True) -> float:
     """Median PSNR (dB) of decoder(encoder(photo)) against the photo, the photo being its own style:
-    how well the decoder has learnt to invert the encoder, which every stylised output relies on."""
+    how well the decoder has learnt to invert the encoder, which every stylised output relies on.
+    With `margin`, encoded and decoded as the AdaIN graph does (adain.content_features); without,
+    bare, as the figures before 2026-12-02 (afternoon) were taken."""
+    from nst_fast.adain import content_features, without_margin
     from nst_fast.images import load_image
     from nst_fast.metrics import psnr
     from nst_fast.models import load_decoder
@@ -58,7 +61,9 @@ def reconstruction_psnr(weights: Path, photos: list[Path], size: int = 256) -> f
         image = load_image(path, size)
         image = image[: image.shape[0] // 8 * 8, : image.shape[1] // 8 * 8]  # three 2x poolings
         x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
-        y = (decoder(encoder(x, ["relu4_1"])["relu4_1"]).clamp(0, 1) * 255).round().byte()
+        y = without_margin(decoder(content_features(encoder, x))) if margin else \
+            decoder(encoder(x, ["relu4_1"])["relu4_1"])
+        y = (y.clamp(0, 1) * 255).round().byte()
         values.append(psnr(image, y[0].permute(1, 2, 0).numpy()))
     return float(np.median(values))
 
@@ -219,9 +224,13 @@ def cpu_text() -> str:
     return f"{cpu_name()} (native bf16)" if cpu_bf16() else cpu_name()
 
 
-def droplet_text(recipe: dict) -> str:
-    weight = recipe.get("droplet_weight", 0.0)
-    return f", droplet penalty weight {weight} (instance-norm inputs from the residual blocks on)" if weight else ""
+def extra_terms_text(recipe: dict) -> str:
+    """The loss terms that are not in Johnson et al., where the recipe used them."""
+    droplet, stats = recipe.get("droplet_weight", 0.0), recipe.get("stats_weight", 0.0)
+    return ((f", droplet penalty weight {droplet} (instance-norm inputs from the residual blocks on)" if droplet else "")
+            + (f", mean/std style term (each tap relative to the style's own) weight {stats}" if stats else ""))
+
+
 
 
 def losses_line(log: list[dict], keys: tuple[str, ...], digits: dict) -> str:
@@ -239,7 +248,9 @@ def transformer(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_r
     _, meta = read_weights(weights)
     recipe, style = json.loads(meta["recipe"]), meta["style"]
     stats = summarize(log, recipe["batch_size"])
-    terms = ("content", "style", "tv", *(["droplet"] if recipe.get("droplet_weight") else []))
+    from training.train_transformer import loss_terms
+
+    terms = loss_terms(recipe)
     plot_losses(run_dir / "log.jsonl", plot, keys=terms, title=f"transformer {style}: {stats['steps']} steps")
     transformer_sheet(weights, eval_photos(eval_dir, photos), sheet)
     from training.data import ImageFolder
@@ -257,11 +268,11 @@ except the frozen VGG16 its losses were computed with (`{meta['encoder_id']}`).
 |---|---|
 | style | `{recipe['style']}` at {recipe['style_size']} px long side |
 | content data | `{recipe['content']}`: {photos_seen} photos |
-| recipe | {recipe['crop']} px random crops, batch {recipe['batch_size']}, Adam lr {recipe['lr']} (decay {recipe['lr_decay']}), content {recipe['content_tap']} weight {recipe['content_weight']}, Gram style relu{taps} ({NORMS[recipe.get('style_norm', 'per_tap')]}) weight {recipe['style_weight']}, TV weight {recipe['tv_weight']}{droplet_text(recipe)}, seed {recipe['seed']} |
+| recipe | {recipe['crop']} px random crops, batch {recipe['batch_size']}, Adam lr {recipe['lr']} (decay {recipe['lr_decay']}), content {recipe['content_tap']} weight {recipe['content_weight']}, Gram style relu{taps} ({NORMS[recipe.get('style_norm', 'per_tap')]}) weight {recipe['style_weight']}, TV weight {recipe['tv_weight']}{extra_terms_text(recipe)}, seed {recipe['seed']} |
 | start | {origin or 'from scratch'} |
 | steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} crops seen) |
 | time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {cpu_text()} CPU shared with other work, torch {torch.__version__} |
-| losses | {losses_line(log, terms, {"style": 2, "tv": 3, "droplet": 3})} (means of the first 50 and last 100 steps of this run, unweighted) |
+| losses | {losses_line(log, terms, {"style": 2, "tv": 3, "droplet": 3, "stats": 3})} (means of the first 50 and last 100 steps of this run, unweighted) |
 
 {remarks}
 

@@ -22,8 +22,8 @@ HELP = {
     "lr_decay": "Learning rate decays as lr / (1 + lr_decay * step).",
     "content_tap": "VGG layer of the content loss.",
     "style_taps": "VGG layers of the Gram style loss (repeat the flag for each).",
-    "style_norm": "per_tap: each style tap's Gram error relative to the style's own Gram energy there (every tap "
-                  "counts alike); none: the plain sum of Gram errors, as in the Gatys objective (the shallow taps, "
+    "style_norm": "per_tap: each style tap's error relative to the style's own energy there (every tap counts "
+                  "alike); none: the plain sum, as in the Gatys objective and the AdaIN paper (the shallow taps, "
                   "colour and fine texture, count most).",
     "sample_every": "Write a contact sheet of sample photos every N steps.",
     "sample_size": "Side of the sample photos' centre crops, px.",
@@ -43,6 +43,9 @@ HELP = {
     "droplet_weight": "Weight of a penalty on the 'droplet' artefact (bright blobs on flat areas, StyleGAN2's "
                       "sec. 2): at the inputs of the instance norms from the residual blocks on, the mean over pixels "
                       "of how far each pixel's channel-mean squared z-score exceeds 9. 0: off.",
+    "stats_weight": "Weight of a mean/std style term at the style taps: each tap's squared distance of channel means "
+                    "and stds relative to the style's own mean square there (the AdaIN style loss, every tap alike), "
+                    "which holds the deep taps' statistics that the plain Gram sum under-weights. 0: off.",
     "minutes": "Stop after this many minutes of training (0: no limit); the run then ends as at --steps: "
                "last samples, checkpoint and weights. For a fixed time on a borrowed GPU.",
     "init": "Start from these weights (.safetensors of the same method) when there is no checkpoint to "
@@ -62,6 +65,7 @@ class AdaINConfig:
     lr_decay: float = 5e-5
     style_weight: float = 1.0
     content_weight: float = 1.0
+    style_norm: str = "none"  # none (the paper) | per_tap (see HELP)
     identity_pairs: int = 0  # not in the paper; 0 is its recipe
     identity_weight: float = 0.0
     stage: str = "adain"  # adain | invert (the decoder as a pure inverter of the encoder, not in the paper)
@@ -102,6 +106,7 @@ class TransformerConfig:
     style_taps: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     style_norm: str = "per_tap"  # per_tap | none
     droplet_weight: float = 0.0  # see HELP; not in Johnson et al.
+    stats_weight: float = 0.0  # see HELP; not in Johnson et al.
     seed: int = 0
     checkpoint_every: int = 100
     sample_every: int = 100

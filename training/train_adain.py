@@ -1,7 +1,8 @@
 """Train the AdaIN decoder (Huang & Belongie 2017), top to bottom.
 
 Loss: content = MSE(relu4_1 of the output, AdaIN target t); style = distance of channel mean and
-std at relu1_1, relu2_1, relu3_1, relu4_1 between output and style image. Adam with the paper's
+std at relu1_1, relu2_1, relu3_1, relu4_1 between output and style image (optionally each tap
+relative to the styles' own statistics there, not in the paper). Adam with the paper's
 decay lr / (1 + decay * step). Optionally (not in the paper) a few photos of each batch are their
 own style and their output is pulled towards the photo in pixels. Checkpoints are resumable
 exactly: batches are a function of (seed, step) and all RNG state is saved. The same loop runs on
@@ -38,6 +39,8 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
     device = prepare(cfg)
     if cfg.stage not in ("adain", "invert"):
         raise NSTError(f"stage must be adain or invert, got {cfg.stage!r}")
+    if cfg.style_norm not in ("per_tap", "none"):
+        raise NSTError(f"style_norm must be per_tap or none, got {cfg.style_norm!r}")
     if not 0 <= cfg.identity_pairs <= cfg.batch_size:
         raise NSTError(f"identity_pairs must lie in 0..batch_size ({cfg.batch_size}), got {cfg.identity_pairs}")
 
@@ -101,7 +104,7 @@ def adain_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor,
         output_feats = vgg(output, STYLE_TAPS)
     # outside autocast, so the squared-error sums run in FP32
     loss_content = F.mse_loss(output_feats["relu4_1"].float(), target.float())
-    loss_style = mean_std_loss(output_feats, style_feats)
+    loss_style = mean_std_loss(output_feats, style_feats, relative=cfg.style_norm == "per_tap")
     loss_identity = F.mse_loss(output[:own].float(), content[:own]) if own else torch.zeros(())
     loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style
             + cfg.identity_weight * loss_identity)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from nst_fast.errors import NSTError
-from nst_fast.losses import gram, gram_loss, total_variation
+from nst_fast.losses import gram, gram_loss, mean_std_loss, total_variation
 from nst_fast.models import load_transformer, save_model
 from nst_fast.sheet import contact_sheet
 from nst_fast.transformer_net import InstanceNorm, TransformerNet
@@ -84,8 +84,10 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
             loss_style = gram_loss(feats, style_grams, tap_weights)
             loss_tv = total_variation(output.float())
             loss_droplet = norm_inputs.droplet_loss() if norm_inputs else torch.zeros(())
+            loss_stats = mean_std_loss({k: feats[k] for k in cfg.style_taps}, style_feats, relative=True) \
+                if cfg.stats_weight else torch.zeros(())
             loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style + cfg.tv_weight * loss_tv
-                    + cfg.droplet_weight * loss_droplet)
+                    + cfg.droplet_weight * loss_droplet + cfg.stats_weight * loss_stats)
 
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -93,15 +95,22 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
             scaler.update()
             scheduler.step()
             run.record(step + 1, t0, cfg.batch_size, loss=loss, content=loss_content, style=loss_style, tv=loss_tv,
-                       **({"droplet": loss_droplet} if norm_inputs else {}))
+                       **({"droplet": loss_droplet} if norm_inputs else {}),
+                       **({"stats": loss_stats} if cfg.stats_weight else {}))
             if run.last() or run.done % cfg.sample_every == 0:
                 write_samples(net, photos, out / "samples" / f"step{run.done:07d}.png", device)
 
-    plot_run(out, ("content", "style", "tv", *(["droplet"] if norm_inputs else [])), f"transformer {style_name}: {run.done} steps")
+    plot_run(out, loss_terms(asdict(cfg)), f"transformer {style_name}: {run.done} steps")
     final = out / f"{style_name}.safetensors"
     save_model(final, net, {"method": "transformer", "encoder_id": weights.encoder_id, "style": style_name,
                             "steps": run.done, "recipe": asdict(cfg)})
     return final
+
+
+def loss_terms(recipe: dict) -> tuple[str, ...]:
+    """The logged loss terms of a run with this recipe (as a dict, so model cards can ask too)."""
+    return ("content", "style", "tv", *(["droplet"] if recipe.get("droplet_weight") else []),
+            *(["stats"] if recipe.get("stats_weight") else []))
 
 
 class NormInputs:
