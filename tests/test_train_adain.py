@@ -1,5 +1,6 @@
 """The AdaIN training loop: it lowers its loss, resumes exactly, and writes loadable weights."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -196,3 +197,18 @@ def test_per_tap_style_norm_logs_the_relative_style_loss(folders, tmp_path):
     cfg.style_norm = "per-tap"
     with pytest.raises(NSTError, match="style_norm must be per_tap or none"):
         train(cfg)
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(folders, tmp_path, monkeypatch):
+    from nst_fast import backends
+    from training.loop import prepare
+
+    cfg = config(folders, tmp_path, 1)
+    cfg.amp = "bf16"
+    monkeypatch.setattr(backends, "cpu_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="drop --amp"):
+        prepare(cfg)
+    monkeypatch.setattr(backends, "cpu_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prepare(cfg)
