@@ -84,7 +84,7 @@ def train(cfg: TransformerConfig, resume: bool = True) -> Path:
             loss_style = gram_loss(feats, style_grams, tap_weights)
             loss_tv = total_variation(output.float())
             loss_droplet = norm_inputs.droplet_loss() if norm_inputs else torch.zeros(())
-            loss_stats = mean_std_loss({k: feats[k] for k in cfg.style_taps}, style_feats, relative=True) \
+            loss_stats = mean_std_loss(feats, style_feats, relative=True) \
                 if cfg.stats_weight else torch.zeros(())
             loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style + cfg.tv_weight * loss_tv
                     + cfg.droplet_weight * loss_droplet + cfg.stats_weight * loss_stats)
