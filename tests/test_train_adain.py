@@ -106,9 +106,16 @@ def test_more_identity_pairs_than_the_batch_is_an_error(folders, tmp_path):
         train(cfg)
 
 
+def test_sample_photos_no_larger_than_the_margin_are_an_error(folders, tmp_path):
+    cfg = config(folders, tmp_path, 1)
+    cfg.sample_size = 32  # the sheets decode as the product does, with 32 px of mirror image around
+    with pytest.raises(NSTError, match="sample_size must exceed"):
+        train(cfg)
+
+
 def test_invert_stage_learns_to_decode_each_photo_from_its_own_features(folders, tmp_path):
     cfg = config(folders, tmp_path, 24)
-    cfg.stage, cfg.lr, cfg.sample_every, cfg.sample_size = "invert", 3e-4, 12, 32
+    cfg.stage, cfg.lr, cfg.sample_every, cfg.sample_size = "invert", 3e-4, 12, 40
     train(cfg)
     log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
     for term in ("pixel", "feature"):
@@ -173,7 +180,7 @@ def test_cli_trains_from_an_archive_until_its_minutes_are_spent(folders, tmp_pat
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", "adain", "--content", str(archive / "content"), "--style",
                                        str(archive / "style"), "-o", str(out), "--steps", "100000", "--minutes",
-                                       "0.0001", "--crop", "32", "--batch-size", "2", "--sample-size", "32"])
+                                       "0.0001", "--crop", "32", "--batch-size", "2", "--sample-size", "40"])
     assert result.exit_code == 0, result.output
     _, meta = final_weights(out)
     assert meta["steps"] == "1"  # 6 ms: spent within the first step
@@ -197,6 +204,20 @@ def test_per_tap_style_norm_logs_the_relative_style_loss(folders, tmp_path):
     cfg.style_norm = "per-tap"
     with pytest.raises(NSTError, match="style_norm must be per_tap or none"):
         train(cfg)
+
+
+def test_gram_weight_adds_a_logged_gram_term_to_the_loss(folders, tmp_path):
+    # lr 0: both runs see the same decoder and batches, so the losses differ by the Gram term alone
+    runs = {}
+    for weight in (0.0, 2.5):
+        cfg = config(folders, tmp_path / str(weight), 2)
+        cfg.gram_weight, cfg.lr = weight, 0.0
+        train(cfg)
+        runs[weight] = [json.loads(line) for line in (tmp_path / str(weight) / "log.jsonl").read_text().splitlines()]
+    for off, on in zip(runs[0.0], runs[2.5]):
+        assert off["gram"] == 0 and on["gram"] > 0
+        assert on["style"] == pytest.approx(off["style"], rel=1e-5)
+        assert on["loss"] == pytest.approx(off["loss"] + 2.5 * on["gram"], rel=1e-4)
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_warns(folders, tmp_path, monkeypatch):

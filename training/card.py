@@ -122,12 +122,13 @@ def main():
 def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report, origin, remarks, previous):
     from nst_fast.models import read_weights
     from training.data import ImageFolder
+    from training.train_adain import loss_terms
 
     log = read_log(run_dir / "log.jsonl")
     _, meta = read_weights(weights)
     recipe = json.loads(meta["recipe"])
     stats = summarize(log, recipe["batch_size"])
-    keys = ("content", "style", "identity") if recipe.get("identity_pairs") else ("content", "style")
+    keys = loss_terms(recipe)
     plot_losses(run_dir / "log.jsonl", plot, keys=keys, title=f"AdaIN decoder: {stats['steps']} steps")
     eval_sheet(weights, eval_photos(eval_dir, photos), sheet)
     counts = {k: len(ImageFolder(recipe[k], recipe["crop"])) for k in ("content", "style")}
@@ -135,6 +136,8 @@ def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report,
                 f"photos per batch that are their own style (not in the paper: teaches the decoder to invert the "
                 f"encoder sooner)") if recipe.get("identity_pairs") else ""
     per_tap = " (each tap relative to the styles' own statistics)" if recipe.get("style_norm") == "per_tap" else ""
+    gram_term = (f" + {recipe['gram_weight']} × Gram style loss at the same taps (MSE of Gram matrices / C·H·W, "
+                 f"plain sum, as in the Gatys objective; not in the paper)") if recipe.get("gram_weight") else ""
     styles = json.loads(quality_report.read_text())["setup"]["styles"] if quality_report else []
     every = sorted(eval_dir.glob("*.jpg"))
     inversion = f"{reconstruction_psnr(weights, every):.1f} dB"
@@ -155,7 +158,7 @@ from elsewhere except the frozen VGG16 encoder it was trained against.
 | crops | {recipe['crop']} px random crops (shorter side rescaled to {recipe['crop']}–{2 * recipe['crop']} px), flips |
 | batch | {recipe['batch_size']} content + {recipe['batch_size']} style images |
 | optimiser | Adam, lr {recipe['lr']} decaying as lr / (1 + {recipe['lr_decay']} · step) |
-| loss | {recipe['content_weight']} × content MSE at relu4_1 vs the AdaIN target + {recipe['style_weight']} × mean/std style loss at relu1_1, relu2_1, relu3_1, relu4_1{per_tap}{identity} |
+| loss | {recipe['content_weight']} × content MSE at relu4_1 vs the AdaIN target + {recipe['style_weight']} × mean/std style loss at relu1_1, relu2_1, relu3_1, relu4_1{per_tap}{gram_term}{identity} |
 | start | {origin or 'from scratch'} |
 | steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} content crops seen) |
 | time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__}, {precision(recipe)} |

@@ -46,6 +46,10 @@ HELP = {
     "stats_weight": "Weight of a mean/std style term at the style taps: each tap's squared distance of channel means "
                     "and stds relative to the style's own mean square there (the AdaIN style loss, every tap alike), "
                     "which holds the deep taps' statistics that the plain Gram sum under-weights. 0: off.",
+    "gram_weight": "AdaIN stage: weight of a Gram style term at relu1_1-relu4_1 (MSE of Gram matrices / C·H·W between "
+                   "output and style image, the plain sum over taps as in the Gatys objective; not in the paper): the "
+                   "mean/std loss matches each channel alone, the Gram also the channels' correlations, i.e. texture. "
+                   "0: off.",
     "minutes": "Stop after this many minutes of training (0: no limit); the run then ends as at --steps: "
                "last samples, checkpoint and weights. For a fixed time on a borrowed GPU.",
     "init": "Start from these weights (.safetensors of the same method) when there is no checkpoint to "
@@ -68,6 +72,7 @@ class AdaINConfig:
     style_norm: str = "none"  # none (the paper) | per_tap (see HELP)
     identity_pairs: int = 0  # not in the paper; 0 is its recipe
     identity_weight: float = 0.0
+    gram_weight: float = 0.0  # not in the paper; 0 is its recipe
     stage: str = "adain"  # adain | invert (the decoder as a pure inverter of the encoder, not in the paper)
     pixel_weight: float = 10.0
     feature_weight: float = 1.0

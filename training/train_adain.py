@@ -2,9 +2,9 @@
 
 Loss: content = MSE(relu4_1 of the output, AdaIN target t); style = distance of channel mean and
 std at relu1_1, relu2_1, relu3_1, relu4_1 between output and style image (optionally each tap
-relative to the styles' own statistics there, not in the paper). Adam with the paper's
-decay lr / (1 + decay * step). Optionally (not in the paper) a few photos of each batch are their
-own style and their output is pulled towards the photo in pixels. Checkpoints are resumable
+relative to the styles' own statistics there, not in the paper). Optionally (not in the paper) a
+Gram style term at the same taps, and a few photos of each batch as their own style, their output
+pulled towards the photo in pixels. Adam with the paper's decay lr / (1 + decay * step). Checkpoints are resumable
 exactly: batches are a function of (seed, step) and all RNG state is saved. The same loop runs on
 CPU and CUDA; on CUDA with channels_last, pinned batches and optional bf16/fp16 autocast.
 """
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nst_fast.adain import Decoder, adain, mean_std
+from nst_fast.adain import MARGIN, Decoder, adain, content_features, mean_std, without_margin
 from nst_fast.errors import NSTError
-from nst_fast.losses import mean_std_loss
+from nst_fast.losses import gram, gram_loss, mean_std_loss
 from nst_fast.metrics import psnr
 from nst_fast.models import load_decoder, save_model
 from nst_fast.sheet import contact_sheet
@@ -41,6 +41,8 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
         raise NSTError(f"stage must be adain or invert, got {cfg.stage!r}")
     if cfg.style_norm not in ("per_tap", "none"):
         raise NSTError(f"style_norm must be per_tap or none, got {cfg.style_norm!r}")
+    if cfg.sample_size <= MARGIN:
+        raise NSTError(f"sample_size must exceed the graph's mirrored margin ({MARGIN} px), got {cfg.sample_size}")
     if not 0 <= cfg.identity_pairs <= cfg.batch_size:
         raise NSTError(f"identity_pairs must lie in 0..batch_size ({cfg.batch_size}), got {cfg.identity_pairs}")
 
@@ -74,13 +76,19 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
                                                       out / "samples" / f"step{run.done:07d}.png", device)
             run.record(step + 1, t0, cfg.batch_size, loss=loss, **terms)
 
-    terms = ("pixel", "feature") if cfg.stage == "invert" else \
-        ("content", "style", "identity") if cfg.identity_pairs else ("content", "style")
-    plot_run(out, terms, f"AdaIN decoder ({cfg.stage} stage): {run.done} steps")
+    plot_run(out, loss_terms(asdict(cfg)), f"AdaIN decoder ({cfg.stage} stage): {run.done} steps")
     final = out / "adain_decoder.safetensors"
     save_model(final, decoder, {"method": "adain", "encoder_id": weights.encoder_id, "steps": run.done,
                                 "recipe": asdict(cfg)})
     return final
+
+
+def loss_terms(recipe: dict) -> tuple[str, ...]:
+    """The logged loss terms of a run with this recipe (as a dict, so model cards can ask too)."""
+    if recipe.get("stage", "adain") == "invert":
+        return ("pixel", "feature")
+    return ("content", "style", *(["gram"] if recipe.get("gram_weight") else []),
+            *(["identity"] if recipe.get("identity_pairs") else []))
 
 
 def step_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor, style: torch.Tensor | None = None):
@@ -92,7 +100,7 @@ def step_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor, 
 
 def adain_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor, style: torch.Tensor):
     """The paper's content loss (relu4_1 against the AdaIN target) and mean/std style loss, plus the
-    pixel loss of the identity pairs where asked for."""
+    Gram style term and the pixel loss of the identity pairs where asked for."""
     own = cfg.identity_pairs
     style[:own] = content[:own]  # these photos are their own style: AdaIN then leaves them be
     with autocast(content.device, cfg.amp):
@@ -105,10 +113,13 @@ def adain_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor,
     # outside autocast, so the squared-error sums run in FP32
     loss_content = F.mse_loss(output_feats["relu4_1"].float(), target.float())
     loss_style = mean_std_loss(output_feats, style_feats, relative=cfg.style_norm == "per_tap")
+    # Each output against its own style image's Grams (gram() sums in FP32: FP16 overflows)
+    loss_gram = gram_loss(output_feats, {k: gram(style_feats[k]) for k in STYLE_TAPS}) \
+        if cfg.gram_weight else torch.zeros(())
     loss_identity = F.mse_loss(output[:own].float(), content[:own]) if own else torch.zeros(())
-    loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style
+    loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style + cfg.gram_weight * loss_gram
             + cfg.identity_weight * loss_identity)
-    return loss, {"content": loss_content, "style": loss_style, "identity": loss_identity}
+    return loss, {"content": loss_content, "style": loss_style, "gram": loss_gram, "identity": loss_identity}
 
 
 def inversion_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor):
@@ -131,17 +142,18 @@ def inversion_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Ten
 @torch.no_grad()
 def write_samples(vgg, decoder: Decoder, photos: list[np.ndarray], styles: list[np.ndarray], path: Path,
                   device: torch.device) -> float:
-    """A contact sheet, in FP32: a row per sample photo: the photo, its reconstruction (the photo as its
+    """A contact sheet, in FP32, decoded as the product's graph does (with adain.MARGIN): a row per sample photo: the photo, its reconstruction (the photo as its
     own style: how well the decoder inverts the encoder), then its output for each sample style.
     Returns the reconstructions' median PSNR (dB) against the photos."""
     as_batch = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(device) / 255.0
-    content = vgg(as_batch(photos), ["relu4_1"])["relu4_1"]
+    content = content_features(vgg, as_batch(photos))  # with the mirrored margin, as the product decodes
     style_mean, style_std = mean_std(vgg(as_batch(styles), ["relu4_1"])["relu4_1"])
-    as_images = lambda output: (output.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    reconstructions = as_images(decoder(content))
+    as_images = lambda features: (without_margin(decoder(features)).clamp(0, 1) * 255).round().byte() \
+        .permute(0, 2, 3, 1).cpu().numpy()
+    reconstructions = as_images(content)
     rows = [[photo, image] for photo, image in zip(photos, reconstructions)]
     for mean, std in zip(style_mean, style_std):
-        for row, image in zip(rows, as_images(decoder(adain(content, mean[None], std[None])))):
+        for row, image in zip(rows, as_images(adain(content, mean[None], std[None]))):
             row.append(image)
     path.parent.mkdir(parents=True, exist_ok=True)
     blank = np.zeros_like(photos[0])
