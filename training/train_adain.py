@@ -6,7 +6,8 @@ relative to the styles' own statistics there, not in the paper). Optionally (not
 Gram style term at the same taps, and a few photos of each batch as their own style, their output
 pulled towards the photo in pixels. Adam with the paper's decay lr / (1 + decay * step).
 Checkpoints are resumable exactly: batches are a function of (seed, step) and all RNG state is
-saved. The same loop runs on CPU and CUDA; on CUDA with channels_last, pinned batches and optional bf16/fp16 autocast.
+saved. The same loop runs on CPU and CUDA; on CUDA with channels_last, pinned batches and optional
+bf16/fp16 autocast.
 """
 from __future__ import annotations
 
