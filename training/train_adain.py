@@ -143,11 +143,12 @@ def inversion_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Ten
 @torch.no_grad()
 def write_samples(vgg, decoder: Decoder, photos: list[np.ndarray], styles: list[np.ndarray], path: Path,
                   device: torch.device) -> float:
-    """A contact sheet, in FP32, decoded as the product's graph does (with adain.MARGIN): a row per sample photo: the photo, its reconstruction (the photo as its
-    own style: how well the decoder inverts the encoder), then its output for each sample style.
+    """A contact sheet, in FP32, decoded as the product's graph does (with adain.MARGIN): a row per
+    sample photo: the photo, its reconstruction (the photo as its own style: how well the decoder
+    inverts the encoder), then its output for each sample style.
     Returns the reconstructions' median PSNR (dB) against the photos."""
     as_batch = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(device) / 255.0
-    content = content_features(vgg, as_batch(photos))  # with the mirrored margin, as the product decodes
+    content = content_features(vgg, as_batch(photos))
     style_mean, style_std = mean_std(vgg(as_batch(styles), ["relu4_1"])["relu4_1"])
     as_images = lambda features: (without_margin(decoder(features)).clamp(0, 1) * 255).round().byte() \
         .permute(0, 2, 3, 1).cpu().numpy()
