@@ -59,7 +59,7 @@ export NST_FAST_VGG=$PACK/vgg16.safetensors NST_FAST_CACHE=$WORK/cache NST_FAST_
 
 # Sizes: the real check, or the dry run's tiny ones. Time boxes sum to 9 minutes (540 s) for real.
 if [[ $DRY == 1 ]]; then
-  DEVICE=cpu; CROP=32; BATCH=2; ADAIN_MIN=0.02; TRANSFORMER_MIN=0.01; STYLES=starry_night; SAMPLE=40
+  DEVICE=cpu; CROP=40; BATCH=2; ADAIN_MIN=0.02; TRANSFORMER_MIN=0.01; STYLES=starry_night; SAMPLE=40
   SIZE=64; BATCHES="2"; RUNNER_BATCH=2; RUNNER_IMAGES=2; MIN_SECONDS=0.2; GATYS_STEPS=2; BENCH_BACKENDS="--backend torch"
   BENCH_METHODS="-m transformer"; FIDELITY="--size 64 --limit 2 --styles starry_night --precisions fp16"
   BOX=(setup 5 train 90 pytest 90 bench 90 fidelity 90)  # caps only: a loaded 2-core CPU is slow

@@ -580,7 +580,10 @@ def _recipe_options(recipe: str, **special: dict):
             default = None if f.default is MISSING else f.default
             settings = {"default": default, "show_default": default is not None, "help": config.HELP.get(f.name),
                         "multiple": isinstance(default, tuple), "type": _flag_type(f.name, default)}
-            names = ("-o", "--output") if f.name == "out" else (f"--{f.name.replace('_', '-')}",)
+            flag = f.name.replace('_', '-')
+            names = ("-o", "--output") if f.name == "out" else (f"--{flag}",)
+            if isinstance(default, bool):  # --knob/--no-knob
+                names, settings["type"] = (f"--{flag}/--no-{flag}",), None
             command = click.option(*names, f.name, **{**settings, **special.get(f.name, {})})(command)
         command = click.option("--fresh", is_flag=True,
                                help="Start over: delete OUT's checkpoints instead of resuming from the latest.")(command)

@@ -42,15 +42,17 @@ def test_speedups_are_ratios_within_one_run():
 
 @pytest.mark.slow
 def test_quick_bench_writes_json_table_and_plot(tmp_path, vgg_weights):
+    # two backends: the harness is the same for all, and OpenVINO's precisions (INT8 quantising alone
+    # takes 20 s) are timed in tests/test_openvino.py
     result = CliRunner().invoke(main, ["bench", "--quick", "-m", "gatys", "-m", "adain", "--runner-images", "4",
-                                       "--label", "test", "-o", str(tmp_path)])
+                                       "--backend", "onnxruntime", "--backend", "torch", "--label", "test",
+                                       "-o", str(tmp_path)])
     assert result.exit_code == 0, (result.output, result.exception)
     (report,) = tmp_path.glob("*-test-*.json")
     data = json.loads(report.read_text())
-    # the one failure allowed: an INT8 graph refused by validation (a result, not a bug)
-    assert all("error" not in r or "int8) disagrees" in r["error"] for r in data["results"]), data["results"]
-    methods = [r["config"]["method"] for r in data["results"]]
-    assert methods[0] == "gatys" and methods.count("adain") >= 2  # onnxruntime and torch at least
+    assert all("error" not in r for r in data["results"]), data["results"]
+    methods = [(r["config"]["method"], r["config"]["backend"]) for r in data["results"]]
+    assert methods[0] == ("gatys", "torch") and set(methods[1:]) == {("adain", "onnxruntime"), ("adain", "torch")}
     adain = [r for r in data["results"] if r["config"]["method"] == "adain" and "error" not in r]
     assert all(r["images_per_s"] > 0 and r["speedup_vs_gatys"] > 1 for r in adain)
     assert adain[0]["runner"]["done"] == 4  # the default backend, end to end through files

@@ -34,7 +34,8 @@ def test_adain_card_reports_recipe_losses_and_ratios_to_gatys(tmp_path, vgg_weig
             Image.fromarray(image).resize((80, 60), Image.BICUBIC).save(tmp_path / kind / f"{i}.jpg")
     run = tmp_path / "run"
     weights = train(AdaINConfig(str(tmp_path / "content"), str(tmp_path / "style"), out=str(run), steps=3,
-                                batch_size=2, crop=32, identity_pairs=1, identity_weight=100.0, amp="bf16"))
+                                batch_size=2, crop=32, margin=False, sample_size=40, identity_pairs=1,
+                                identity_weight=100.0, amp="bf16"))
     card, sheet, plot = tmp_path / "card.md", tmp_path / "sheet.jpg", tmp_path / "losses.png"
     result = CliRunner().invoke(main, [
         "adain", str(run), "--weights", str(weights), "--eval", str(tmp_path / "eval"), "--card", str(card),

@@ -248,7 +248,8 @@ def test_ctrl_c_or_sigterm_finishes_the_images_in_flight_and_a_rerun_the_rest(tm
     rng = np.random.default_rng(0)
     count = 400  # enough that the run is still going when the signal lands, even on a fast machine
     for i in range(count):
-        Image.fromarray(rng.integers(0, 256, (96, 128, 3), np.uint8)).save(tmp_path / "in" / f"{i:03d}.png")
+        # small, so that the rerun's 400 - 3 images take seconds
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), np.uint8)).save(tmp_path / "in" / f"{i:03d}.png")
     out = tmp_path / "out"
     args = [sys.executable, "-m", "nst_fast.cli", "run", str(tmp_path / "in"), "-m", "transformer", "-s", "any",
             "--model", str(model), "--backend", "torch", "--batch-size", "2", "--format", "png", "-o", str(out),
@@ -270,7 +271,7 @@ def test_ctrl_c_or_sigterm_finishes_the_images_in_flight_and_a_rerun_the_rest(tm
     written = sorted(out.glob("*.png"))
     assert 3 <= len(written) < count and not list(out.glob(".*.part"))
     for path in written:
-        assert Image.open(path).size == (128, 96)  # complete, decodable
+        assert Image.open(path).size == (64, 48)  # complete, decodable
     assert statuses == {"done", "not started"} and report["summary"]["interrupted"]
     assert report["summary"]["done"] == len(written)
 

@@ -28,7 +28,8 @@ def folders(tmp_path_factory):
 
 def config(folders, out, steps):
     return AdaINConfig(str(folders / "content"), str(folders / "style"), out=str(out), steps=steps,
-                       batch_size=2, crop=32, checkpoint_every=2, threads=None)
+                       batch_size=2, crop=32, checkpoint_every=2, threads=None, margin=False,
+                       sample_size=40)
 
 
 def final_weights(out):
@@ -180,7 +181,7 @@ def test_cli_trains_from_an_archive_until_its_minutes_are_spent(folders, tmp_pat
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", "adain", "--content", str(archive / "content"), "--style",
                                        str(archive / "style"), "-o", str(out), "--steps", "100000", "--minutes",
-                                       "0.0001", "--crop", "32", "--batch-size", "2", "--sample-size", "40"])
+                                       "0.0001", "--crop", "32", "--no-margin", "--batch-size", "2", "--sample-size", "40"])
     assert result.exit_code == 0, result.output
     _, meta = final_weights(out)
     assert meta["steps"] == "1"  # 6 ms: spent within the first step
@@ -218,6 +219,22 @@ def test_gram_weight_adds_a_logged_gram_term_to_the_loss(folders, tmp_path):
         assert off["gram"] == 0 and on["gram"] > 0
         assert on["style"] == pytest.approx(off["style"], rel=1e-5)
         assert on["loss"] == pytest.approx(off["loss"] + 2.5 * on["gram"], rel=1e-4)
+
+
+def test_the_margin_encodes_crops_as_the_product_encodes_photos(folders, tmp_path, vgg_weights):
+    from nst_fast.adain import MARGIN, Decoder
+    from training.train_adain import step_losses
+
+    cfg = config(folders, tmp_path, 1)
+    cfg.margin, cfg.crop, cfg.gram_weight, cfg.identity_pairs = True, 40, 1.0, 1
+    decoder, sizes = Decoder(), []
+    decoder.register_forward_hook(lambda module, args, output: sizes.append((args[0].shape[-1], output.shape[-1])))
+    content, style = torch.rand(2, 3, 40, 40), torch.rand(2, 3, 40, 40)
+    _, terms = step_losses(cfg, vgg_weights.build("relu4_1"), decoder, content, style)
+    assert sizes == [((40 + 2 * MARGIN) // 8, 40 + 2 * MARGIN)]  # relu4_1 cells of crop and margin, decoded whole
+    assert all(torch.isfinite(v) and v > 0 for v in terms.values())
+    with pytest.raises(NSTError, match="crop must exceed the mirrored margin.*--no-margin"):
+        train(AdaINConfig(cfg.content, cfg.style, out=str(tmp_path / "small"), steps=1, crop=32))
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_warns(folders, tmp_path, monkeypatch):

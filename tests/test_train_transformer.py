@@ -180,7 +180,7 @@ def test_sigterm_checkpoints_the_last_step(data, tmp_path):
 def test_cli_adain_reads_a_recipe_too(data, tmp_path):
     recipe = tmp_path / "adain.toml"
     recipe.write_text(f'content = "{data / "photos"}"\nstyle = "{data / "photos"}"\nsteps = 1\n'
-                      f'batch_size = 1\ncrop = 32\n')
+                      f'batch_size = 1\ncrop = 32\nmargin = false\nsample_size = 40\n')
     result = CliRunner().invoke(main, ["train", "adain", "--config", str(recipe), "-o", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     _, meta = load_decoder(tmp_path / "run" / "adain_decoder.safetensors")

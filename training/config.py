@@ -50,6 +50,10 @@ HELP = {
                    "output and style image, the plain sum over taps as in the Gatys objective; not in the paper): the "
                    "mean/std loss matches each channel alone, the Gram also the channels' correlations, i.e. texture. "
                    "0: off.",
+    "margin": "AdaIN stage: encode each crop with adain.MARGIN px of its mirror image around it, as the product's "
+              "graph encodes photos, and take the style terms over the crop's own cells only. Off (the paper, and "
+              "the bundled decoder until 2026-12-03): the decoder learns from VGG's zero-padded edges, which the "
+              "product never shows it. Needs crops over the margin.",
     "minutes": "Stop after this many minutes of training (0: no limit); the run then ends as at --steps: "
                "last samples, checkpoint and weights. For a fixed time on a borrowed GPU.",
     "init": "Start from these weights (.safetensors of the same method) when there is no checkpoint to "
@@ -73,6 +77,7 @@ class AdaINConfig:
     identity_pairs: int = 0  # not in the paper; 0 is its recipe
     identity_weight: float = 0.0
     gram_weight: float = 0.0  # not in the paper; 0 is its recipe
+    margin: bool = True  # crops encoded as the product's graph encodes photos (not in the paper)
     stage: str = "adain"  # adain | invert (the decoder as a pure inverter of the encoder, not in the paper)
     pixel_weight: float = 10.0
     feature_weight: float = 1.0

@@ -44,6 +44,9 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
         raise NSTError(f"style_norm must be per_tap or none, got {cfg.style_norm!r}")
     if cfg.sample_size <= MARGIN:
         raise NSTError(f"sample_size must exceed the graph's mirrored margin ({MARGIN} px), got {cfg.sample_size}")
+    if cfg.margin and cfg.crop <= MARGIN:
+        raise NSTError(f"crop must exceed the mirrored margin ({MARGIN} px) the adain stage encodes crops with, "
+                       f"got {cfg.crop}; or give --no-margin")
     if not 0 <= cfg.identity_pairs <= cfg.batch_size:
         raise NSTError(f"identity_pairs must lie in 0..batch_size ({cfg.batch_size}), got {cfg.identity_pairs}")
 
@@ -106,21 +109,31 @@ def adain_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor,
     style[:own] = content[:own]  # these photos are their own style: AdaIN then leaves them be
     with autocast(content.device, cfg.amp):
         with torch.no_grad():
-            content_feat = vgg(content, ["relu4_1"])["relu4_1"]
+            content_feat = content_features(vgg, content) if cfg.margin else vgg(content, ["relu4_1"])["relu4_1"]
             style_feats = vgg(style, STYLE_TAPS)
             target = adain(content_feat, *mean_std(style_feats["relu4_1"]))
         output = decoder(target)
         output_feats = vgg(output, STYLE_TAPS)
+    # The content loss holds the whole decoded map to t; the style terms look only at the photo's
+    # own cells, the picture the product keeps, so the margin's edge (VGG's zero padding) earns nothing.
+    picture = {k: inside_margin(f, output) for k, f in output_feats.items()} if cfg.margin else output_feats
     # outside autocast, so the squared-error sums run in FP32
     loss_content = F.mse_loss(output_feats["relu4_1"].float(), target.float())
-    loss_style = mean_std_loss(output_feats, style_feats, relative=cfg.style_norm == "per_tap")
+    loss_style = mean_std_loss(picture, style_feats, relative=cfg.style_norm == "per_tap")
     # Each output against its own style image's Grams (gram() sums in FP32: FP16 overflows)
-    loss_gram = gram_loss(output_feats, {k: gram(style_feats[k]) for k in STYLE_TAPS}) \
+    loss_gram = gram_loss(picture, {k: gram(style_feats[k]) for k in STYLE_TAPS}) \
         if cfg.gram_weight else torch.zeros(())
-    loss_identity = F.mse_loss(output[:own].float(), content[:own]) if own else torch.zeros(())
+    photos = without_margin(output) if cfg.margin else output
+    loss_identity = F.mse_loss(photos[:own].float(), content[:own]) if own else torch.zeros(())
     loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style + cfg.gram_weight * loss_gram
             + cfg.identity_weight * loss_identity)
     return loss, {"content": loss_content, "style": loss_style, "gram": loss_gram, "identity": loss_identity}
+
+
+def inside_margin(feat: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """The cells of `feat` (features of `image`) that lie inside adain.MARGIN."""
+    cut = MARGIN * feat.shape[-1] // image.shape[-1]
+    return feat[:, :, cut:-cut, cut:-cut]
 
 
 def inversion_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor):
