@@ -52,7 +52,7 @@ HELP = {
                    "0: off.",
     "margin": "AdaIN stage: encode each crop with adain.MARGIN px of its mirror image around it, as the product's "
               "graph encodes photos, and take the style terms over the crop's own cells only. Off (the paper, and "
-              "the bundled decoder until 2026-12-03): the decoder learns from VGG's zero-padded edges, which the "
+              "the bundled decoder): the decoder learns from VGG's zero-padded edges, which the "
               "product never shows it. Needs crops over the margin.",
     "minutes": "Stop after this many minutes of training (0: no limit); the run then ends as at --steps: "
                "last samples, checkpoint and weights. For a fixed time on a borrowed GPU.",
