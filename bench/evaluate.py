@@ -32,7 +32,7 @@ from nst_fast.weights import sha256_file
 from export.pipeline import json_safe
 
 from .harness import environment
-from .judges import ColourTexture, GatysLosses, VGGStatistics, edge_fscore, edge_map, rank_of
+from .judges import ColourTexture, GatysLosses, VGGStatistics, edge_fscore, edge_map, grid_score, rank_of
 
 METHODS = ("gatys", "adain", "transformer")
 REFERENCE = Backend("torch", "cpu", False)
@@ -215,7 +215,7 @@ def score_outputs(setup: Setup, photos, styles, outputs) -> list[dict]:
                 truth = names.index(style)
                 row = {"method": method, "style": style, "photo": photo,
                        "seconds": store.seconds(style, photo) if method != "photo" else None,
-                       "edge_f": edge_fscore(photo_edges[photo], edge_map(hed, image)),
+                       "edge_f": edge_fscore(photo_edges[photo], edge_map(hed, image)), "grid": grid_score(image),
                        **losses(image, photos[photo], styles[style])}
                 for judge, key in zip(judges, ("rank_vgg", "rank_colour_texture")):
                     row[key] = rank_of(judge.distances(image), truth)
@@ -279,6 +279,8 @@ def summarise(rows: list[dict], k: int) -> list[dict]:
                  "edge_f": float(np.mean([r["edge_f"] for r in mine])),
                  "content_loss": float(np.median([r["content_loss"] for r in mine])),
                  "style_loss": float(np.median([r["style_loss"] for r in mine]))}
+        grids = [r["grid"] for r in mine if "grid" in r]  # not in rows recorded before the measure
+        entry["grid"] = float(np.median(grids)) if grids else None
         seconds = [r["seconds"] for r in mine if r["seconds"] is not None]
         entry["seconds_per_image"] = float(np.median(seconds)) if seconds else None
         paired = [(r, gatys[r["style"], r["photo"]]) for r in mine if (r["style"], r["photo"]) in gatys]
@@ -349,14 +351,16 @@ def markdown(report: dict) -> str:
              f"{', '.join(setup['styles'])}; Gatys {setup['gatys_steps']} L-BFGS steps{recorded}; every output on torch FP32, CPU. "
              f"Style identification: top-1 among the {k} paintings of `{setup['styles_dir']}` (chance {1 / k:.1%}). "
              "Losses are the Gatys objective's unweighted terms (content relu4_2, Gram style relu1_1-relu5_1); "
-             "ratios are medians over the same pairs, method / Gatys.", "",
+             "ratios are medians over the same pairs, method / Gatys. Grid: median share of the fine detail "
+             "that repeats every 8 px (`bench.judges.grid_score`; the photos' own value is the floor).", "",
              "| method | pairs | top-1 VGG statistics | top-1 Lab + LBP | edge F-score | content loss vs Gatys "
-             "| style loss vs Gatys | s/image (torch CPU) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| style loss vs Gatys | grid | s/image (torch CPU) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for e in report["summary"]:
         lines.append(f"| {e['method']} | {e['pairs']} | {e['top1_vgg']:.1%} | {e['top1_colour_texture']:.1%} "
                      f"| {e['edge_f']:.3f} | {fmt(e.get('content_loss_vs_gatys'), '.2f')} "
-                     f"| {fmt(e.get('style_loss_vs_gatys'), '.2f')} | {fmt(e['seconds_per_image'], '.2f')} |")
+                     f"| {fmt(e.get('style_loss_vs_gatys'), '.2f')} | {fmt(e.get('grid'), '.3f')} "
+                     f"| {fmt(e['seconds_per_image'], '.2f')} |")
     lines += ["", "Per style (top-1 VGG / Lab + LBP, edge F-score):", "",
               "| method | " + " | ".join(setup["styles"]) + " |", "|---|" + "---|" * len(setup["styles"])]
     for method in dict.fromkeys(r["method"] for r in report["rows"]):

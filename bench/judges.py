@@ -6,6 +6,8 @@
   nothing with training (Lab colour histograms and LBP texture histograms, from scikit-image), so
   a model cannot score on it by gaming the VGG.
 - Content preservation: F-score of the output's HED edges against the photo's.
+- Grid texture: how much of an output's fine detail repeats every 8 px, in step with the
+  encoder's relu4_1 cells (the AdaIN decoder's grid; the transformers' stride-4 one too).
 - Losses of Gatys et al. (content at relu4_2, Gram style at relu1_1..5_1), the objective the
   baseline optimises, so fast methods can be quoted as a ratio to it.
 - PSNR, for backends against torch FP32.
@@ -120,6 +122,23 @@ def edge_fscore(reference: np.ndarray, edges: np.ndarray, tolerance: float = 0.0
     precision = (distance_transform_edt(~reference)[edges] <= radius).mean()
     recall = (distance_transform_edt(~edges)[reference] <= radius).mean()
     return float(0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
+
+
+def grid_score(image: np.ndarray, period: int = 8) -> float:
+    """The fine detail (luminance less its Gaussian blur, sigma 2 px) averaged over all the image's
+    period x period blocks, position by position, as a fraction of the detail's spread: about
+    1 / sqrt(blocks) (0.03-0.06 on 256 px photos) where nothing repeats, up to 1 for a pure grid.
+    Whole blocks from the top left, where the graphs' cells start."""
+    from scipy.ndimage import gaussian_filter
+
+    grey = image.astype(np.float64).mean(axis=2)
+    detail = grey - gaussian_filter(grey, 2.0)
+    h, w = (s // period * period for s in detail.shape)
+    detail = detail[:h, :w]
+    if not detail.std():
+        return 0.0
+    mean_block = detail.reshape(h // period, period, w // period, period).mean(axis=(0, 2))
+    return float(mean_block.std() / detail.std())
 
 
 class GatysLosses:

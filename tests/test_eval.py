@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bench.judges import ColourTexture, VGGStatistics, chi_square, edge_fscore, edge_map, rank_of
+from bench.judges import ColourTexture, VGGStatistics, chi_square, edge_fscore, edge_map, grid_score, rank_of
 from nst_fast.metrics import psnr
 
 pytest.importorskip("skimage", reason="the eval judges need scikit-image (pip install 'nst-fast[eval]')")
@@ -59,6 +59,19 @@ def test_edge_fscore_tolerates_a_pixel_and_punishes_lost_or_invented_edges():
     assert edge_fscore(np.zeros_like(edges), np.zeros_like(edges)) == 1.0
 
 
+def test_grid_score_sees_a_faint_8_px_grid_and_not_a_shifted_or_aperiodic_texture():
+    rng = np.random.default_rng(0)
+    texture = rng.normal(128, 30, (192, 256, 3))
+    lines = np.zeros((192, 256, 1))
+    lines[::8], lines[:, ::8] = 8.0, 8.0  # a quarter of the texture's spread
+    as_image = lambda a: np.clip(a, 0, 255).astype(np.uint8)  # noqa: E731
+    plain, gridded = grid_score(as_image(texture)), grid_score(as_image(texture + lines))
+    assert plain < 0.06 < 0.12 < gridded
+    assert grid_score(as_image(texture + np.roll(lines, 3, axis=(0, 1)))) == pytest.approx(gridded, rel=0.1)  # any phase
+    assert grid_score(as_image(texture + rng.normal(0, 8, (192, 256, 1)))) < 0.06  # as strong, but not periodic
+    assert grid_score(np.full((64, 64, 3), 100, np.uint8)) == 0.0
+
+
 def test_hed_finds_the_outline_of_a_square():
     from nst_fast.hed import load_hed
 
@@ -97,7 +110,7 @@ def test_eval_command_scores_every_method_and_reuses_its_outputs(data_dir, tmp_p
     summary = {e["method"]: e for e in report["summary"]}
     assert set(summary) == {"photo", "gatys", "adain", "transformer"}
     assert summary["adain"]["pairs"] == 4 and summary["transformer"]["pairs"] == 2  # no network for the_scream
-    assert summary["photo"]["edge_f"] == 1.0
+    assert summary["photo"]["edge_f"] == 1.0 and all(0 <= e["grid"] < 1 for e in summary.values())
     assert summary["adain"]["candidates"] == len(report["candidates"]) >= 5
     for method in ("adain", "transformer"):
         assert summary[method]["style_loss_vs_gatys"] > 0 and summary[method]["content_loss_vs_gatys"] > 0
