@@ -113,13 +113,24 @@ def conv(in_ch: int, out_ch: int) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3), nn.ReLU())
 
 
-class Decoder(nn.Module):
-    """Mirror of VGG16 up to relu4_1: nearest-neighbour upsampling then convolution
-    (no transposed convolutions, which leave checkerboard artefacts)."""
+# How the decoder doubles its resolution, three times: a weights file records which (files
+# without the record were trained with nearest). Nearest copies each relu4_1 cell into an 8 x 8
+# block, and the bundled decoder left that as a grid: on 6 eval photos at 256 px, 11 % of the
+# styled outputs' fine detail repeated every 8 px; the same weights with bilinear, 4 % (the
+# photos' own floor) and inversion 15.8 -> 15.9 dB (bench.judges.grid_score).
+UPSAMPLING = ("nearest", "bilinear")
 
-    def __init__(self):
+
+class Decoder(nn.Module):
+    """Mirror of VGG16 up to relu4_1: upsampling then convolution (no transposed convolutions,
+    which leave checkerboard artefacts)."""
+
+    def __init__(self, upsample: str = "bilinear"):
         super().__init__()
-        up = nn.Upsample(scale_factor=2, mode="nearest")
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
+        self.upsample = upsample
+        up = nn.Upsample(scale_factor=2, mode=upsample)
         self.layers = nn.Sequential(
             conv(512, 256), up,
             conv(256, 256), conv(256, 256), conv(256, 128), up,

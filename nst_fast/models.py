@@ -9,7 +9,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .adain import Decoder
+from .adain import UPSAMPLING, Decoder
 from .errors import WeightsError
 from .fileio import atomic_path
 from .transformer_net import TransformerNet
@@ -19,7 +19,10 @@ DEFAULT_DECODER = ASSETS / "adain_decoder.safetensors"
 
 
 def save_model(path: str | Path, model: torch.nn.Module, metadata: dict, dtype=torch.float16) -> None:
-    """Write `model`'s weights (FP16 by default) with string metadata; atomically."""
+    """Write `model`'s weights (FP16 by default) with string metadata; atomically. A decoder's
+    upsampling is recorded too, unless `metadata` says otherwise."""
+    if isinstance(model, Decoder):
+        metadata = {"upsample": model.upsample, **metadata}
     state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     with atomic_path(path) as tmp:
@@ -47,7 +50,8 @@ def check_encoder(path, meta: dict, encoder_id: str) -> None:
                            f"{encoder_id!r}; use the VGG weights it was trained with (--vgg) or retrain")
 
 
-def _load(path, model: torch.nn.Module, method: str, encoder_id: str | None):
+def _load(path, build, method: str, encoder_id: str | None):
+    """The network `build(path, meta)` makes, with the file's weights."""
     state, meta = read_weights(path)
     if "method" not in meta:
         raise WeightsError(f"{path}: has no nst-fast metadata (method, encoder_id), so it was not written by "
@@ -56,6 +60,7 @@ def _load(path, model: torch.nn.Module, method: str, encoder_id: str | None):
         raise WeightsError(f"{path}: holds a {meta.get('method')!r} model, expected {method!r}")
     if encoder_id is not None:
         check_encoder(path, meta, encoder_id)
+    model = build(path, meta)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -64,8 +69,18 @@ def _load(path, model: torch.nn.Module, method: str, encoder_id: str | None):
 
 
 def load_decoder(path=None, encoder_id: str | None = None) -> tuple[Decoder, dict]:
-    return _load(path or DEFAULT_DECODER, Decoder(), "adain", encoder_id)
+    return _load(path or DEFAULT_DECODER, decoder_for, "adain", encoder_id)
+
+
+def decoder_for(path, meta: dict) -> Decoder:
+    """The decoder a weights file's metadata describes; files from before `upsample` was recorded
+    were all trained with nearest upsampling."""
+    upsample = meta.get("upsample", "nearest")
+    if upsample not in UPSAMPLING:
+        raise WeightsError(f"{path}: a decoder with {upsample!r} upsampling, which this nst-fast does not know "
+                           f"({', '.join(UPSAMPLING)}); a newer version wrote it")
+    return Decoder(upsample)
 
 
 def load_transformer(path, encoder_id: str | None = None) -> tuple[TransformerNet, dict]:
-    return _load(path, TransformerNet(), "transformer", encoder_id)
+    return _load(path, lambda path, meta: TransformerNet(), "transformer", encoder_id)

@@ -117,3 +117,28 @@ def test_no_frame_along_the_edges(vgg_weights):
     edges = np.concatenate([dy[:8].ravel(), dy[-8:].ravel(), dx[:, :8].ravel(), dx[:, -8:].ravel()]).mean()
     inside = np.concatenate([dy[16:-16, 16:-16].ravel(), dx[16:-16, 16:-16].ravel()]).mean()
     assert edges < 1.3 * inside, (edges, inside)
+
+
+def test_a_decoder_file_records_its_upsampling_and_older_files_load_as_nearest(tmp_path):
+    from safetensors.torch import save_file
+
+    from nst_fast.errors import WeightsError
+    from nst_fast.models import load_decoder, save_model
+
+    torch.manual_seed(0)
+    decoder, features = Decoder("bilinear"), torch.randn(1, 512, 4, 5)
+    save_model(tmp_path / "new.safetensors", decoder, {"method": "adain"})
+    loaded, meta = load_decoder(tmp_path / "new.safetensors")
+    assert meta["upsample"] == "bilinear" == loaded.upsample
+    with torch.no_grad():
+        storage_error = (loaded(features) - decoder(features)).abs().mean()  # FP16 weights
+    # a file written before the record: trained with nearest, loaded so
+    state = {k: v.half().contiguous() for k, v in decoder.state_dict().items()}
+    save_file(state, tmp_path / "old.safetensors", metadata={"method": "adain"})
+    old, _ = load_decoder(tmp_path / "old.safetensors")
+    assert old.upsample == "nearest"
+    with torch.no_grad():  # the same weights, another function
+        assert (old(features) - loaded(features)).abs().mean() > 10 * storage_error
+    save_file(state, tmp_path / "odd.safetensors", metadata={"method": "adain", "upsample": "pixelshuffle"})
+    with pytest.raises(WeightsError, match="odd.safetensors: a decoder with 'pixelshuffle' upsampling"):
+        load_decoder(tmp_path / "odd.safetensors")

