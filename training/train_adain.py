@@ -2,8 +2,10 @@
 
 Loss: content = MSE(relu4_1 of the output, AdaIN target t); style = distance of channel mean and
 std at relu1_1, relu2_1, relu3_1, relu4_1 between output and style image (optionally each tap
-relative to the styles' own statistics there, not in the paper). Optionally (not in the paper) a
-Gram style term at the same taps, and a few photos of each batch as their own style, their output
+relative to the styles' own statistics there, not in the paper). Crops are encoded with
+adain.MARGIN px of mirror image around them, as the product encodes photos, and the style terms
+look at the crop's own cells (not in the paper; --no-margin). Optionally (not in the paper) a Gram
+style term at the same taps, and a few photos of each batch as their own style, their output
 pulled towards the photo in pixels. Adam with the paper's decay lr / (1 + decay * step).
 Checkpoints are resumable exactly: batches are a function of (seed, step) and all RNG state is
 saved. The same loop runs on CPU and CUDA; on CUDA with channels_last, pinned batches and optional
