@@ -20,9 +20,9 @@ DEFAULT_DECODER = ASSETS / "adain_decoder.safetensors"
 
 def save_model(path: str | Path, model: torch.nn.Module, metadata: dict, dtype=torch.float16) -> None:
     """Write `model`'s weights (FP16 by default) with string metadata; atomically. A decoder's
-    upsampling is recorded too, unless `metadata` says otherwise."""
+    upsampling is recorded too (its own: the file must not describe another network)."""
     if isinstance(model, Decoder):
-        metadata = {"upsample": model.upsample, **metadata}
+        metadata = {**metadata, "upsample": model.upsample}
     state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     with atomic_path(path) as tmp:
