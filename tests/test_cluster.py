@@ -237,6 +237,9 @@ def test_a_two_node_cluster_runs_on_both_nodes(tmp_path):
                                                             "object_store_memory": RAY_MEMORY})
     cluster.add_node(num_cpus=1, object_store_memory=RAY_MEMORY)
     try:
+        # both nodes registered before the first actor is placed: once (1 in 2 fresh-clone runs on a
+        # 2-core CPU) the second node's actor was "temporarily unavailable" and all files ran on the head
+        cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False)
         src, out = tmp_path / "in", tmp_path / "out"
         photos(src, 8, sizes=((40, 56),))
