@@ -73,13 +73,18 @@ def load_decoder(path=None, encoder_id: str | None = None) -> tuple[Decoder, dic
 
 
 def decoder_for(path, meta: dict) -> Decoder:
-    """The decoder a weights file's metadata describes; files from before `upsample` was recorded
-    were all trained with nearest upsampling."""
+    """The decoder a weights file's metadata describes."""
+    return Decoder(upsampling(path, meta))
+
+
+def upsampling(path, meta: dict) -> str:
+    """A decoder file's upsampling; files from before `upsample` was recorded were all trained with
+    nearest upsampling."""
     upsample = meta.get("upsample", "nearest")
     if upsample not in UPSAMPLING:
         raise WeightsError(f"{path}: a decoder with {upsample!r} upsampling, which this nst-fast does not know "
                            f"({', '.join(UPSAMPLING)}); a newer version wrote it")
-    return Decoder(upsample)
+    return upsample
 
 
 def load_transformer(path, encoder_id: str | None = None) -> tuple[TransformerNet, dict]:

@@ -122,6 +122,7 @@ def main():
               help="The decoder these weights replace, for the reconstruction comparison.")
 def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report, origin, remarks, previous):
     from nst_fast.models import read_weights
+    from nst_fast.models import upsampling as upsample_of
     from training.data import ImageFolder
     from training.train_adain import loss_terms
 
@@ -142,8 +143,8 @@ def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report,
               f"style terms over the crop's own cells") if recipe.get("margin", False) else ""
     gram_term = (f" + {recipe['gram_weight']} × Gram style loss at the same taps (MSE of Gram matrices / C·H·W, "
                  f"plain sum, as in the Gatys objective; not in the paper)") if recipe.get("gram_weight") else ""
-    # as models.decoder_for reads it; weights trained with one mode may be run with the other
-    upsampling, trained_with = meta.get("upsample", "nearest"), recipe.get("upsample", "nearest")
+    # weights trained with one mode may be run with the other (recipes from before the knob: nearest)
+    upsampling, trained_with = upsample_of(weights, meta), recipe.get("upsample", "nearest")
     if trained_with != upsampling:
         upsampling += f" (trained with {trained_with})"
     styles = json.loads(quality_report.read_text())["setup"]["styles"] if quality_report else []
