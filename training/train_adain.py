@@ -6,7 +6,7 @@ relative to the styles' own statistics there, not in the paper). Crops are encod
 adain.MARGIN px of mirror image around them, as the product encodes photos, and the style terms
 look at the crop's own cells (not in the paper; --no-margin). Optionally (not in the paper) a Gram
 style term at the same taps, and a few photos of each batch as their own style, their output
-pulled towards the photo in pixels. Adam with the paper's decay lr / (1 + decay * step).
+held to the invert stage's loss (pixel and feature error). Adam with the paper's decay lr / (1 + decay * step).
 Checkpoints are resumable exactly: batches are a function of (seed, step) and all RNG state is
 saved. The same loop runs on CPU and CUDA; on CUDA with channels_last, pinned batches and optional
 bf16/fp16 autocast.
@@ -108,7 +108,7 @@ def step_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor, 
 
 def adain_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor, style: torch.Tensor):
     """The paper's content loss (relu4_1 against the AdaIN target) and mean/std style loss, plus the
-    Gram style term and the pixel loss of the identity pairs where asked for."""
+    Gram style term and the invert stage's loss of the identity pairs where asked for."""
     own = cfg.identity_pairs
     style[:own] = content[:own]  # these photos are their own style: AdaIN then leaves them be
     with autocast(content.device, cfg.amp):
@@ -127,8 +127,15 @@ def adain_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor,
     # Each output against its own style image's Grams (gram() sums in FP32: FP16 overflows)
     loss_gram = gram_loss(picture, {k: gram(style_feats[k]) for k in STYLE_TAPS}) \
         if cfg.gram_weight else torch.zeros(())
-    photos = without_margin(output) if cfg.margin else output
-    loss_identity = F.mse_loss(photos[:own].float(), content[:own]) if own else torch.zeros(())
+    # The identity pairs are held to the invert stage's loss, so the adain stage keeps the inverter
+    # it starts from (relu4_1 alone leaves a photo's own edges and shading free to drift)
+    loss_identity = torch.zeros(())
+    if own:
+        photos = without_margin(output[:own]) if cfg.margin else output[:own]
+        with torch.no_grad(), autocast(content.device, cfg.amp):
+            targets = vgg(content[:own], INVERT_TAPS)
+        pixel, feature = inversion_error(vgg, photos, content[:own], targets, cfg.amp)
+        loss_identity = cfg.pixel_weight * pixel + cfg.feature_weight * feature
     loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style + cfg.gram_weight * loss_gram
             + cfg.identity_weight * loss_identity)
     return loss, {"content": loss_content, "style": loss_style, "gram": loss_gram, "identity": loss_identity}
@@ -142,19 +149,26 @@ def inside_margin(feat: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
 
 def inversion_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor):
     """The decoder as an inverter of the encoder (as the WCT decoders are trained): decode each
-    photo's own relu4_1 features and compare with the photo in pixels and in shallower features.
-    Each tap's error is relative to its features' mean square, as their scales differ by orders
-    of magnitude on the Caffe 0-255 encoder."""
+    photo's own relu4_1 features and compare with the photo in pixels and in shallower features."""
     with autocast(content.device, cfg.amp):
         with torch.no_grad():
             targets = vgg(content, [*INVERT_TAPS, "relu4_1"])
         output = decoder(targets["relu4_1"])
-        feats = vgg(output, INVERT_TAPS)
-    loss_pixel = F.mse_loss(output.float(), content)
-    loss_feature = sum(F.mse_loss(feats[k].float(), targets[k].float()) / targets[k].float().pow(2).mean()
-                       for k in INVERT_TAPS)
+    loss_pixel, loss_feature = inversion_error(vgg, output, content, targets, cfg.amp)
     return cfg.pixel_weight * loss_pixel + cfg.feature_weight * loss_feature, \
         {"pixel": loss_pixel, "feature": loss_feature}
+
+
+def inversion_error(vgg, output: torch.Tensor, photos: torch.Tensor, targets: dict, amp: str):
+    """Pixel MSE of decoded photos against the photos, and their feature error at INVERT_TAPS
+    against `targets` (the photos' own features). Each tap's error is relative to its features'
+    mean square, as their scales differ by orders of magnitude on the Caffe 0-255 encoder."""
+    with autocast(output.device, amp):
+        feats = vgg(output, INVERT_TAPS)
+    pixel = F.mse_loss(output.float(), photos)
+    feature = sum(F.mse_loss(feats[k].float(), targets[k].float()) / targets[k].float().pow(2).mean()
+                  for k in INVERT_TAPS)
+    return pixel, feature
 
 
 @torch.no_grad()
