@@ -207,18 +207,36 @@ def test_per_tap_style_norm_logs_the_relative_style_loss(folders, tmp_path):
         train(cfg)
 
 
-def test_gram_weight_adds_a_logged_gram_term_to_the_loss(folders, tmp_path):
-    # lr 0: both runs see the same decoder and batches, so the losses differ by the Gram term alone
+@pytest.mark.parametrize("knob, term", [("gram_weight", "gram"), ("grid_weight", "grid")])
+def test_extra_weights_add_a_logged_term_to_the_loss(folders, tmp_path, knob, term):
+    # lr 0: both runs see the same decoder and batches, so the losses differ by the extra term alone
     runs = {}
     for weight in (0.0, 2.5):
         cfg = config(folders, tmp_path / str(weight), 2)
-        cfg.gram_weight, cfg.lr = weight, 0.0
+        setattr(cfg, knob, weight)
+        cfg.lr = 0.0
         train(cfg)
         runs[weight] = [json.loads(line) for line in (tmp_path / str(weight) / "log.jsonl").read_text().splitlines()]
     for off, on in zip(runs[0.0], runs[2.5]):
-        assert off["gram"] == 0 and on["gram"] > 0
+        assert off[term] == 0 and on[term] > 0
         assert on["style"] == pytest.approx(off["style"], rel=1e-5)
-        assert on["loss"] == pytest.approx(off["loss"] + 2.5 * on["gram"], rel=1e-4)
+        assert on["loss"] == pytest.approx(off["loss"] + 2.5 * on[term], rel=1e-4)
+
+
+def test_periodic_detail_measures_a_pattern_in_step_with_the_cells():
+    from nst_fast.losses import periodic_detail
+
+    rng = torch.Generator().manual_seed(0)
+    photo = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 132, 132, generator=rng), 5, stride=1)[..., :128, :128]
+    dots = torch.zeros(1, 1, 8, 8)
+    dots[..., 3, 5] = 0.2
+    gridded = photo + dots.repeat(1, 1, 16, 16)
+    assert periodic_detail(photo) < 2 / (16 * 16)  # nothing repeats: about 1 / blocks
+    assert periodic_detail(gridded) > 10 * periodic_detail(photo)
+    assert periodic_detail(gridded * 7 + 3) == pytest.approx(periodic_detail(gridded).item(), rel=1e-4)
+    gridded.requires_grad_(True)
+    periodic_detail(gridded).backward()  # a loss: gradients reach the pixels
+    assert gridded.grad.abs().sum() > 0
 
 
 def test_the_margin_encodes_crops_as_the_product_encodes_photos(folders, tmp_path, vgg_weights):
@@ -226,7 +244,7 @@ def test_the_margin_encodes_crops_as_the_product_encodes_photos(folders, tmp_pat
     from training.train_adain import step_losses
 
     cfg = config(folders, tmp_path, 1)
-    cfg.margin, cfg.crop, cfg.gram_weight, cfg.identity_pairs = True, 40, 1.0, 1
+    cfg.margin, cfg.crop, cfg.gram_weight, cfg.grid_weight, cfg.identity_pairs = True, 40, 1.0, 1.0, 1
     decoder, sizes = Decoder(), []
     decoder.register_forward_hook(lambda module, args, output: sizes.append((args[0].shape[-1], output.shape[-1])))
     content, style = torch.rand(2, 3, 40, 40), torch.rand(2, 3, 40, 40)

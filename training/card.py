@@ -145,6 +145,9 @@ def adain(run_dir, weights, eval_dir, card, sheet, plot, photos, quality_report,
               f"style terms over the crop's own cells") if recipe.get("margin", False) else ""
     gram_term = (f" + {recipe['gram_weight']} × Gram style loss at the same taps (MSE of Gram matrices / C·H·W, "
                  f"plain sum, as in the Gatys objective; not in the paper)") if recipe.get("gram_weight") else ""
+    grid_term = (f" + {recipe['grid_weight']:g} × the share of the output's fine detail in step with the relu4_1 "
+                 f"cells (nst_fast.losses.periodic_detail; not in the paper: against the grid)") \
+        if recipe.get("grid_weight") else ""
     # weights trained with one mode may be run with the other (recipes from before the knob: nearest)
     upsampling, trained_with = upsample_of(weights, meta), recipe.get("upsample", "nearest")
     if trained_with != upsampling:
@@ -169,7 +172,7 @@ from elsewhere except the frozen VGG16 encoder it was trained against.
 | crops | {recipe['crop']} px random crops (shorter side rescaled to {recipe['crop']}–{2 * recipe['crop']} px), flips{margin} |
 | batch | {recipe['batch_size']} content + {recipe['batch_size']} style images |
 | optimiser | Adam, lr {recipe['lr']} decaying as lr / (1 + {recipe['lr_decay']} · step) |
-| loss | {recipe['content_weight']} × content MSE at relu4_1 vs the AdaIN target + {recipe['style_weight']} × mean/std style loss at relu1_1, relu2_1, relu3_1, relu4_1{per_tap}{gram_term}{identity} |
+| loss | {recipe['content_weight']} × content MSE at relu4_1 vs the AdaIN target + {recipe['style_weight']} × mean/std style loss at relu1_1, relu2_1, relu3_1, relu4_1{per_tap}{gram_term}{grid_term}{identity} |
 | start | {origin or 'from scratch'} |
 | steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} content crops seen) |
 | time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__}, {precision(recipe)} |

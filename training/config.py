@@ -52,6 +52,9 @@ HELP = {
                    "output and style image, the plain sum over taps as in the Gatys objective; not in the paper): the "
                    "mean/std loss matches each channel alone, the Gram also the channels' correlations, i.e. texture. "
                    "0: off.",
+    "grid_weight": "AdaIN stage: weight of a penalty on detail in step with the relu4_1 cells (the share of the "
+                   "output's fine detail that repeats every 8 px, nst_fast.losses.periodic_detail; not in the paper): "
+                   "the decoder otherwise buys fine texture with a grid. 0: off.",
     "margin": "AdaIN stage: encode each crop with adain.MARGIN px of its mirror image around it, as the product's "
               "graph encodes photos, and take the style terms over the crop's own cells only. Off (the paper, and "
               "the bundled decoder): the decoder learns from VGG's zero-padded edges, which the "
@@ -82,6 +85,7 @@ class AdaINConfig:
     identity_pairs: int = 0  # not in the paper; 0 is its recipe
     identity_weight: float = 0.0
     gram_weight: float = 0.0  # not in the paper; 0 is its recipe
+    grid_weight: float = 0.0  # not in the paper; 0 is its recipe
     margin: bool = True  # crops encoded as the product's graph encodes photos (not in the paper)
     upsample: str = "bilinear"  # the decoder's: bilinear | nearest (the paper's)
     stage: str = "adain"  # adain | invert (the decoder as a pure inverter of the encoder, not in the paper)

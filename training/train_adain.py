@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from nst_fast.adain import MARGIN, UPSAMPLING, Decoder, adain, content_features, mean_std, without_margin
 from nst_fast.errors import NSTError
-from nst_fast.losses import gram, gram_loss, mean_std_loss
+from nst_fast.losses import gram, gram_loss, mean_std_loss, periodic_detail
 from nst_fast.metrics import psnr
 from nst_fast.models import load_decoder, save_model
 from nst_fast.sheet import contact_sheet
@@ -96,6 +96,7 @@ def loss_terms(recipe: dict) -> tuple[str, ...]:
     if recipe.get("stage", "adain") == "invert":
         return ("pixel", "feature")
     return ("content", "style", *(["gram"] if recipe.get("gram_weight") else []),
+            *(["grid"] if recipe.get("grid_weight") else []),
             *(["identity"] if recipe.get("identity_pairs") else []))
 
 
@@ -127,6 +128,8 @@ def adain_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor,
     # Each output against its own style image's Grams (gram() sums in FP32: FP16 overflows)
     loss_gram = gram_loss(picture, {k: gram(style_feats[k]) for k in STYLE_TAPS}) \
         if cfg.gram_weight else torch.zeros(())
+    # The photo's own pixels only: the margin is mirrored, so cells and blocks stay in step (MARGIN % 8 == 0)
+    loss_grid = periodic_detail(without_margin(output) if cfg.margin else output) if cfg.grid_weight else torch.zeros(())
     # The identity pairs are held to the invert stage's loss, so the adain stage keeps the inverter
     # it starts from (relu4_1 alone leaves a photo's own edges and shading free to drift)
     loss_identity = torch.zeros(())
@@ -137,8 +140,9 @@ def adain_losses(cfg: AdaINConfig, vgg, decoder: Decoder, content: torch.Tensor,
         pixel, feature = inversion_error(vgg, photos, content[:own], targets, cfg.amp)
         loss_identity = cfg.pixel_weight * pixel + cfg.feature_weight * feature
     loss = (cfg.content_weight * loss_content + cfg.style_weight * loss_style + cfg.gram_weight * loss_gram
-            + cfg.identity_weight * loss_identity)
-    return loss, {"content": loss_content, "style": loss_style, "gram": loss_gram, "identity": loss_identity}
+            + cfg.grid_weight * loss_grid + cfg.identity_weight * loss_identity)
+    return loss, {"content": loss_content, "style": loss_style, "gram": loss_gram, "grid": loss_grid,
+                  "identity": loss_identity}
 
 
 def inside_margin(feat: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
