@@ -177,7 +177,7 @@ from elsewhere except the frozen VGG16 encoder it was trained against.
 | steps | {stats['steps']} in this run ({stats['steps'] * recipe['batch_size']} content crops seen) |
 | time | {stats['wall_hours']:.2f} h of step time (median {recipe['batch_size'] / stats['images_per_s']:.1f} s/step) on {recipe.get('threads') or 'all'} thread(s) of a 2-core {platform.machine()} CPU shared with other work, torch {torch.__version__}, {precision(recipe)} |
 | inverts the encoder | {inversion}: median PSNR of decoder(encoder(photo)) vs the photo over the {len(every)} eval photos at 256 px (the photo as its own style) |
-| losses | {losses_line(log, keys, {"identity": 4})} (means of the first 50 and last 100 steps of this run, unweighted) |
+| losses | {losses_line(log, keys, {"identity": 4, "grid": 4})} (means of the first 50 and last 100 steps of this run, unweighted) |
 
 {remarks}
 
