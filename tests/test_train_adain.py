@@ -7,9 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
+from nst_fast.adain import Decoder
 from nst_fast.errors import NSTError, WeightsError
 from nst_fast.models import load_decoder
-from training.train_adain import AdaINConfig, train
+from training.data import ImageFolder
+from training.train_adain import AdaINConfig, step_losses, train
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +116,23 @@ def test_sample_photos_no_larger_than_the_margin_are_an_error(folders, tmp_path)
         train(cfg)
 
 
-def test_invert_stage_learns_to_decode_each_photo_from_its_own_features(folders, tmp_path):
+def test_invert_stage_learns_to_decode_each_photo_from_its_own_features(folders, tmp_path, vgg_weights):
     cfg = config(folders, tmp_path, 24)
     cfg.stage, cfg.lr, cfg.sample_every, cfg.sample_size = "invert", 3e-4, 12, 40
     train(cfg)
-    log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    # Judged on the same crops before and after: the crops a run draws depend on the folder's path
+    # (a temporary directory), and batch-to-batch losses moved by as much as 24 steps do (the mean of
+    # the last 5 logged feature terms over the first 5: 0.71 in one directory, 0.96 in another). On
+    # fixed crops, over 6 directories: pixel 0.22-0.31 of the untrained decoder's, feature 0.73-0.86.
+    photos = ImageFolder(cfg.content, cfg.crop).batch(8, 1, 0)
+    vgg = vgg_weights.build("relu4_1")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        before = step_losses(cfg, vgg, Decoder(cfg.upsample), photos)[1]
+        after = step_losses(cfg, vgg, load_decoder(tmp_path / "adain_decoder.safetensors")[0], photos)[1]
     for term in ("pixel", "feature"):
-        first, last = np.mean([r[term] for r in log[:5]]), np.mean([r[term] for r in log[-5:]])
-        assert last < (0.7 if term == "pixel" else 0.9) * first, term
+        assert after[term] < (0.7 if term == "pixel" else 0.95) * before[term], (term, before, after)
+    log = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
     # the sample sheets' reconstruction PSNR is logged with the steps that write a sheet
     assert [r["step"] for r in log if "inversion_db" in r] == [12, 24]
     assert all(5 < r["inversion_db"] < 60 for r in log if "inversion_db" in r)
