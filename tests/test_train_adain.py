@@ -150,8 +150,6 @@ def test_a_folder_inside_a_tar_archive_gives_the_crops_of_the_folder(folders, tm
     import random
     import tarfile
 
-    from training.data import ImageFolder
-
     archive = tmp_path / "train.tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(folders / "content", arcname="content")
@@ -167,8 +165,6 @@ def test_a_folder_inside_a_tar_archive_gives_the_crops_of_the_folder(folders, tm
 
 
 def test_missing_folder_and_broken_archive_are_named(tmp_path):
-    from training.data import ImageFolder
-
     with pytest.raises(NSTError, match=r"nope: no such folder of training images"):
         ImageFolder(tmp_path / "nope", 32)
     (tmp_path / "bad.tar").write_bytes(b"not a tar archive" * 100)
@@ -251,8 +247,7 @@ def test_periodic_detail_measures_a_pattern_in_step_with_the_cells():
 
 
 def test_the_margin_encodes_crops_as_the_product_encodes_photos(folders, tmp_path, vgg_weights):
-    from nst_fast.adain import MARGIN, Decoder
-    from training.train_adain import step_losses
+    from nst_fast.adain import MARGIN
 
     cfg = config(folders, tmp_path, 1)
     cfg.margin, cfg.crop, cfg.gram_weight, cfg.grid_weight, cfg.identity_pairs = True, 40, 1.0, 1.0, 1
