@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_fast.adain import Decoder
+from nst_fast.adain import MARGIN, Decoder
 from nst_fast.errors import NSTError, WeightsError
 from nst_fast.models import load_decoder
 from training.data import ImageFolder
@@ -247,8 +247,6 @@ def test_periodic_detail_measures_a_pattern_in_step_with_the_cells():
 
 
 def test_the_margin_encodes_crops_as_the_product_encodes_photos(folders, tmp_path, vgg_weights):
-    from nst_fast.adain import MARGIN
-
     cfg = config(folders, tmp_path, 1)
     cfg.margin, cfg.crop, cfg.gram_weight, cfg.grid_weight, cfg.identity_pairs = True, 40, 1.0, 1.0, 1
     decoder, sizes = Decoder(), []
