@@ -149,3 +149,32 @@ def test_eval_names_a_missing_style(data_dir, tmp_path):
     result = CliRunner().invoke(main, ["eval", "--content", str(data_dir / "eval" / "content"), "--styles-dir",
                                        str(data_dir / "styles"), "-s", "no_such_painting", "-o", str(tmp_path)])
     assert result.exit_code == 2 and "no_such_painting" in result.output
+
+
+def _row(method, style, photo, style_loss, rank_vgg=1, content_loss=1.0):
+    return {"method": method, "style": style, "photo": photo, "style_loss": style_loss, "content_loss": content_loss,
+            "rank_vgg": rank_vgg, "rank_colour_texture": 1, "edge_f": 0.5, "grid": 0.04}
+
+
+def test_compare_pairs_each_photo_with_itself(tmp_path):
+    from bench.compare import compare, main
+
+    a = {"rows": [_row("adain", "wave", p, 10.0, rank_vgg=2) for p in "xyz"] + [_row("adain", "night", "x", 4.0),
+                                                                                 _row("gatys", "wave", "x", 1.0)]}
+    b = {"rows": [_row("adain", "wave", "x", 5.0), _row("adain", "wave", "y", 20.0), _row("adain", "wave", "z", 8.0),
+                  _row("adain", "night", "x", 4.0), _row("adain", "night", "only-in-b", 1.0)]}
+    by_style = {e["style"]: e for e in compare(a, b)}
+    wave = by_style["wave"]
+    assert (wave["pairs"], wave["b_lower_style_loss"]) == (3, 2)
+    assert wave["style_loss_b_over_a"] == pytest.approx(0.8)  # median of 0.5, 2.0, 0.8
+    assert (wave["top1_vgg_a"], wave["top1_vgg_b"]) == (0.0, 1.0)
+    assert by_style["night"]["pairs"] == 1 and by_style["all"]["pairs"] == 4  # the pair only B has is left out
+    for name, report in (("a.json", a), ("b.json", b)):
+        (tmp_path / name).write_text(json.dumps(report))
+    assert main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", str(tmp_path / "c.md")]) == 0
+    assert "| wave | 3 | 0.800 | 2 |" in (tmp_path / "c.md").read_text()
+    with pytest.raises(SystemExit, match="share no"):
+        main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--method", "transformer"])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match="bad.json: not an `nst-fast eval` report"):
+        main([str(tmp_path / "bad.json"), str(tmp_path / "b.json")])
