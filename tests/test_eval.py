@@ -1,10 +1,11 @@
-"""nst-fast eval: the judges, the edge F-score, HED, and a small real run of the command."""
+"""nst-fast eval: the judges, the edge F-score, HED, a small real run of the command, and bench.compare."""
 import json
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from bench.compare import compare, main as compare_main
 from bench.judges import ColourTexture, VGGStatistics, chi_square, edge_fscore, edge_map, grid_score, rank_of
 from nst_fast.metrics import psnr
 
@@ -157,8 +158,6 @@ def _row(method, style, photo, style_loss, rank_vgg=1, content_loss=1.0):
 
 
 def test_compare_pairs_each_photo_with_itself(tmp_path):
-    from bench.compare import compare, main
-
     a = {"rows": [_row("adain", "wave", p, 10.0, rank_vgg=2) for p in "xyz"] + [_row("adain", "night", "x", 4.0),
                                                                                  _row("gatys", "wave", "x", 1.0)]}
     b = {"rows": [_row("adain", "wave", "x", 5.0), _row("adain", "wave", "y", 20.0), _row("adain", "wave", "z", 8.0),
@@ -171,10 +170,10 @@ def test_compare_pairs_each_photo_with_itself(tmp_path):
     assert by_style["night"]["pairs"] == 1 and by_style["all"]["pairs"] == 4  # the pair only B has is left out
     for name, report in (("a.json", a), ("b.json", b)):
         (tmp_path / name).write_text(json.dumps(report))
-    assert main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", str(tmp_path / "c.md")]) == 0
+    assert compare_main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", str(tmp_path / "c.md")]) == 0
     assert "| wave | 3 | 0.800 | 2 |" in (tmp_path / "c.md").read_text()
     with pytest.raises(SystemExit, match="share no"):
-        main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--method", "transformer"])
+        compare_main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--method", "transformer"])
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(SystemExit, match="bad.json: not an `nst-fast eval` report"):
-        main([str(tmp_path / "bad.json"), str(tmp_path / "b.json")])
+        compare_main([str(tmp_path / "bad.json"), str(tmp_path / "b.json")])
