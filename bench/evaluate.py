@@ -303,7 +303,7 @@ def contact_sheets(setup: Setup, photos, styles, outputs) -> list[Path]:
         blank = np.full((8, 8, 3), 235, np.uint8)
         rows = [[blank, *(styles[s] for s in used)]]
         rows += [[photos[n], *(results.get((s, n), blank) for s in used)] for n in names]
-        path = setup.out / f"sheet-{method}.png"
+        path = setup.out / f"sheet-{method}.jpg"
         contact_sheet(rows, path, labels=["style", *names], column_titles=["photo", *used], cell=160)
         written.append(path)
     return written

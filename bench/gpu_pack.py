@@ -6,7 +6,7 @@
   default, under the encoder id of the .h5 (nst_fast.weights.write_pack), so the shipped models
   load; NST_FAST_VGG points at it there. conv4_1 is what AdaIN (training, inference, presets) and
   the shipped transformer recipes (taps up to relu4_1) need: 5.6 MiB. `--last conv5_1` adds what
-  Gatys and the VGG judge need (relu5_1): 19 MiB, which with the repository (about 41 MiB) leaves
+  Gatys and the VGG judge need (relu5_1): 19 MiB, which with the repository (about 39 MiB) leaves
   little of the device's 64 MiB per call for training images. HED (relu5_3) is never in it.
   What FP16 rounding changes is measured here, on real photos, and recorded in `pack.json`.
 - `train.tar`: training photos (`content/`, shorter side scaled down to `--side`, JPEG) and paintings

@@ -120,7 +120,7 @@ def test_eval_command_scores_every_method_and_reuses_its_outputs(data_dir, tmp_p
     assert {(r["method"], r["precision"]) for r in measured} >= {("adain", "fp32"), ("adain", "fp16")}
     assert all(r["psnr_min"] is None or r["psnr_min"] > 40 for r in measured)  # None: identical (inf)
     for method in ("gatys", "adain", "transformer"):
-        assert (out / f"sheet-{method}.png").is_file()
+        assert (out / f"sheet-{method}.jpg").is_file()
 
     # Gatys taken from the report instead of run again: same ratios, no Gatys outputs computed
     again = tmp_path / "again"
