@@ -20,6 +20,8 @@ import numpy as np
 
 from nst_fast.fileio import atomic_path
 
+from .evaluate import summarise
+
 
 def pairs(report: dict, method: str) -> dict[tuple[str, str], dict]:
     """The report's rows of `method`, by (style, photo)."""
@@ -44,11 +46,8 @@ def compare(a: dict, b: dict, method: str = "adain") -> list[dict]:
                  "b_lower_style_loss": int(sum(r < 1 for r in style_ratio)),
                  "content_loss_b_over_a": float(np.median(ratio("content_loss")))}
         for name, rows in (("a", ra), ("b", rb)):
-            entry[f"top1_vgg_{name}"] = float(np.mean([r["rank_vgg"] == 1 for r in rows]))
-            entry[f"top1_colour_texture_{name}"] = float(np.mean([r["rank_colour_texture"] == 1 for r in rows]))
-            entry[f"edge_f_{name}"] = float(np.mean([r["edge_f"] for r in rows]))
-            grids = [r["grid"] for r in rows if "grid" in r]
-            entry[f"grid_{name}"] = float(np.median(grids)) if grids else None
+            judged = summarise(rows, k=None)[0]  # the eval's own judge and edge summary, on these pairs
+            entry |= {f"{key}_{name}": judged[key] for key in ("top1_vgg", "top1_colour_texture", "edge_f", "grid")}
         entries.append(entry)
     return entries
 

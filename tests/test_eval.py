@@ -154,7 +154,7 @@ def test_eval_names_a_missing_style(data_dir, tmp_path):
 
 def _row(method, style, photo, style_loss, rank_vgg=1, content_loss=1.0):
     return {"method": method, "style": style, "photo": photo, "style_loss": style_loss, "content_loss": content_loss,
-            "rank_vgg": rank_vgg, "rank_colour_texture": 1, "edge_f": 0.5, "grid": 0.04}
+            "rank_vgg": rank_vgg, "rank_colour_texture": 1, "edge_f": 0.5, "grid": 0.04, "seconds": None}
 
 
 def test_compare_pairs_each_photo_with_itself(tmp_path):
