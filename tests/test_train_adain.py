@@ -53,6 +53,25 @@ def test_resume_gives_the_same_weights_as_an_unbroken_run(folders, tmp_path, vgg
     assert [r["step"] for r in log] == [1, 2, 3, 4]
 
 
+def test_ema_weights_are_the_average_and_resume_exactly(folders, tmp_path):
+    for out, stops in [("straight", [4]), ("broken", [2, 4])]:
+        for steps in stops:
+            cfg = config(folders, tmp_path / out, steps)
+            cfg.ema, cfg.lr = 0.5, 1e-2
+            train(cfg)
+    straight, _ = final_weights(tmp_path / "straight")
+    resumed, _ = final_weights(tmp_path / "broken")
+    state = torch.load(tmp_path / "straight" / "checkpoints" / "step0000004.pt", weights_only=False)
+    assert int(state["averaged"]["n_averaged"]) == 4
+    raw_moved = False
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+        average = state["averaged"][f"module.{key}"]
+        torch.testing.assert_close(straight[key], average.half().float(), rtol=0, atol=0)  # the file holds the average
+        raw_moved |= not torch.equal(average.half(), state["model"][key].half())
+    assert raw_moved  # and the average is not the last step's weights
+
+
 def test_loss_falls(folders, tmp_path):
     cfg = config(folders, tmp_path, 30)
     cfg.lr = 1e-3

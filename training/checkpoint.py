@@ -12,13 +12,15 @@ from nst_fast.fileio import atomic_path
 
 
 def save_checkpoint(directory: Path, step: int, model, optimizer, scheduler, config: dict, keep: int = 3,
-                    scaler=None) -> Path:
-    """`scaler` is an FP16 GradScaler, whose loss scale is part of the training state."""
+                    scaler=None, averaged=None) -> Path:
+    """`scaler` is an FP16 GradScaler, whose loss scale is part of the training state; `averaged` a
+    moving average of the model's weights (torch.optim.swa_utils.AveragedModel)."""
     path = Path(directory) / f"step{step:07d}.pt"
     state = {
         "step": step, "config": config,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else {},
+        "averaged": averaged.state_dict() if averaged is not None else {},
         "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
     }
     with atomic_path(path) as tmp:
@@ -39,8 +41,9 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler, scaler=None) -> tuple[int, dict]:
-    """Restore everything in place; returns (step, config). A damaged file is a WeightsError naming it."""
+def load_checkpoint(path: Path, model, optimizer, scheduler, scaler=None, averaged=None) -> tuple[int, dict]:
+    """Restore everything in place; returns (step, config). A damaged file is a WeightsError naming it.
+    An average the checkpoint lacks (a run that had none) starts afresh from the model."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
@@ -48,6 +51,8 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler=None) -> tup
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):  # empty when saved without FP16 scaling
             scaler.load_state_dict(state["scaler"])
+        if averaged is not None and state.get("averaged"):
+            averaged.load_state_dict(state["averaged"])
     except Exception as e:
         raise WeightsError(f"{path}: not a usable checkpoint for this model ({type(e).__name__}: {e})") from None
     torch.set_rng_state(state["rng"]["torch"])

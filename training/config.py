@@ -64,6 +64,9 @@ HELP = {
                 "the weights are taken over whichever the file had.",
     "minutes": "Stop after this many minutes of training (0: no limit); the run then ends as at --steps: "
                "last samples, checkpoint and weights. For a fixed time on a borrowed GPU.",
+    "ema": "Also keep an exponential moving average of the decoder's weights with this decay per step (e.g. 0.999, "
+           "about the last 1,000 steps; 0: off); the samples and the final weights are the average's. Small batches "
+           "swing the decoder from one painting to another between checkpoints; the average holds their mean.",
     "init": "Start from these weights (.safetensors of the same method) when there is no checkpoint to "
             "resume, e.g. to continue a run whose checkpoints are gone.",
 }
@@ -86,6 +89,7 @@ class AdaINConfig:
     identity_weight: float = 0.0
     gram_weight: float = 0.0  # not in the paper; 0 is its recipe
     grid_weight: float = 0.0  # not in the paper; 0 is its recipe
+    ema: float = 0.0  # not in the paper; 0 is its recipe
     margin: bool = True  # crops encoded as the product's graph encodes photos (not in the paper)
     upsample: str = "bilinear"  # the decoder's: bilinear | nearest (the paper's)
     stage: str = "adain"  # adain | invert (the decoder as a pure inverter of the encoder, not in the paper)

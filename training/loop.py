@@ -106,20 +106,21 @@ class Run:
                 run.record(step + 1, t0, images, loss=loss, content=...)
 
     On leaving, however that happens, the last finished step is checkpointed.
-    `fixed` names config fields that a resumed run must share with its checkpoint.
+    `fixed` names config fields that a resumed run must share with its checkpoint; `averaged`, a
+    moving average of the model's weights, is checkpointed with it.
     """
 
     def __init__(self, out: Path, cfg, model, optimizer, scheduler, scaler=None, resume: bool = True,
-                 desc: str = "train", fixed: tuple[str, ...] = ()):
+                 desc: str = "train", fixed: tuple[str, ...] = (), averaged=None):
         self.out, self.cfg, self.desc = Path(out), cfg, desc
-        self.state = (model, optimizer, scheduler, scaler)
+        self.state = (model, optimizer, scheduler, scaler, averaged)
         (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
         self.start = 0
         if not resume:
             clear_checkpoints(self.out / "checkpoints")
         ckpt = latest_checkpoint(self.out / "checkpoints")
         if ckpt is not None:
-            self.start, saved = load_checkpoint(ckpt, model, optimizer, scheduler, scaler)
+            self.start, saved = load_checkpoint(ckpt, model, optimizer, scheduler, scaler, averaged)
             check_same(ckpt, saved, asdict(cfg), fixed)
             print(f"resumed from {ckpt} at step {self.start}")
         self.done = self.start  # steps whose optimiser update has been applied
@@ -165,9 +166,9 @@ class Run:
         return record
 
     def checkpoint(self) -> Path:
-        model, optimizer, scheduler, scaler = self.state
+        model, optimizer, scheduler, scaler, averaged = self.state
         return save_checkpoint(self.out / "checkpoints", self.done, model, optimizer, scheduler,
-                               asdict(self.cfg), self.cfg.keep, scaler)
+                               asdict(self.cfg), self.cfg.keep, scaler, averaged)
 
     def __exit__(self, *exc) -> None:
         self.signals.close()

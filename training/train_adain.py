@@ -6,7 +6,8 @@ relative to the styles' own statistics there, not in the paper). Crops are encod
 adain.MARGIN px of mirror image around them, as the product encodes photos, and the style terms
 look at the crop's own cells (not in the paper; --no-margin). Optionally (not in the paper) a Gram
 style term at the same taps, and a few photos of each batch as their own style, their output
-held to the invert stage's loss (pixel and feature error). Adam with the paper's decay lr / (1 + decay * step).
+held to the invert stage's loss (pixel and feature error). Adam with the paper's decay lr / (1 + decay * step);
+optionally (--ema, not in the paper) a moving average of the weights, which the samples and weights file hold.
 Checkpoints are resumable exactly: batches are a function of (seed, step) and all RNG state is
 saved. The same loop runs on CPU and CUDA; on CUDA with channels_last, pinned batches and optional
 bf16/fp16 autocast.
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nst_fast.adain import MARGIN, UPSAMPLING, Decoder, adain, content_features, mean_std, without_margin
 from nst_fast.errors import NSTError
@@ -59,13 +61,16 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
     decoder = Decoder(cfg.upsample).to(device, memory_format=LAYOUT)
     optimizer, scheduler = adam(decoder.parameters(), cfg.lr, cfg.lr_decay)
     scaler = grad_scaler(device, cfg.amp)
+    # The first update copies the decoder (--init's weights or the resumed ones), then each averages
+    averaged = AveragedModel(decoder, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
 
     contents = ImageFolder(cfg.content, cfg.crop)
     styles = ImageFolder(cfg.style, cfg.crop)
     samples = (contents.samples(cfg.sample_size), styles.samples(cfg.sample_size))
     load = lambda step: (contents.batch(cfg.batch_size, cfg.seed, step),
                          *([] if cfg.stage == "invert" else [styles.batch(cfg.batch_size, cfg.seed, step)]))
-    with Run(out, cfg, decoder, optimizer, scheduler, scaler, resume, "adain", fixed=("upsample",)) as run, \
+    with Run(out, cfg, decoder, optimizer, scheduler, scaler, resume, "adain", fixed=("upsample",),
+             averaged=averaged) as run, \
             Prefetch(load, run.start, device, LAYOUT) as batches:
         if run.start == 0 and cfg.init:
             decoder.load_state_dict(load_decoder(cfg.init, weights.encoder_id)[0].state_dict())
@@ -78,17 +83,24 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if averaged is not None:
+                averaged.update_parameters(decoder)
             run.done = step + 1  # an interrupt from here on checkpoints this step
             if run.last() or run.done % cfg.sample_every == 0:
-                terms["inversion_db"] = write_samples(vgg, decoder, *samples,
+                terms["inversion_db"] = write_samples(vgg, kept(decoder, averaged), *samples,
                                                       out / "samples" / f"step{run.done:07d}.png", device)
             run.record(step + 1, t0, cfg.batch_size, loss=loss, **terms)
 
     plot_run(out, loss_terms(asdict(cfg)), f"AdaIN decoder ({cfg.stage} stage): {run.done} steps")
     final = out / "adain_decoder.safetensors"
-    save_model(final, decoder, {"method": "adain", "encoder_id": weights.encoder_id, "steps": run.done,
+    save_model(final, kept(decoder, averaged), {"method": "adain", "encoder_id": weights.encoder_id, "steps": run.done,
                                 "recipe": asdict(cfg)})
     return final
+
+
+def kept(decoder: Decoder, averaged: AveragedModel | None) -> Decoder:
+    """The decoder the samples show and the weights file holds: the average where there is one."""
+    return decoder if averaged is None else averaged.module
 
 
 def loss_terms(recipe: dict) -> tuple[str, ...]:
