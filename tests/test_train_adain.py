@@ -72,6 +72,26 @@ def test_ema_weights_are_the_average_and_resume_exactly(folders, tmp_path):
     assert raw_moved  # and the average is not the last step's weights
 
 
+def test_an_interrupt_says_where_the_run_was_checkpointed(folders, tmp_path, monkeypatch):
+    from nst_fast import interrupts
+    from training import train_adain
+
+    calls = []
+
+    def interrupted_at_step_three(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return step_losses(*args)
+
+    monkeypatch.setattr(train_adain, "step_losses", interrupted_at_step_three)
+    said = []
+    with pytest.raises(SystemExit), interrupts.stopping_cleanly(said.append):
+        train(config(folders, tmp_path, 10))
+    assert len(said) == 1 and "interrupted after step 2" in said[0] and str(tmp_path / "checkpoints") in said[0]
+    assert (tmp_path / "checkpoints" / "step0000002.pt").exists()
+
+
 def test_loss_falls(folders, tmp_path):
     cfg = config(folders, tmp_path, 30)
     cfg.lr = 1e-3

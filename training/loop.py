@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from nst_fast.errors import WeightsError
-from nst_fast.interrupts import sigterm_as_interrupt
+from nst_fast.interrupts import on_interrupt, sigterm_as_interrupt
 from training.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -131,6 +131,9 @@ class Run:
         # `kill` (SIGTERM) stops a background run like Ctrl-C does: checkpointed at the last step
         self.signals = ExitStack()
         self.signals.enter_context(sigterm_as_interrupt())
+        # What Ctrl-C or `kill` makes the command say, once __exit__ has checkpointed the last step
+        on_interrupt(lambda: f"{self.desc}: interrupted after step {self.done}, checkpointed in "
+                             f"{self.out / 'checkpoints'}; the same command resumes from there")
         return self
 
     def steps(self) -> Iterator[int]:

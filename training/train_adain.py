@@ -61,7 +61,7 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
     decoder = Decoder(cfg.upsample).to(device, memory_format=LAYOUT)
     optimizer, scheduler = adam(decoder.parameters(), cfg.lr, cfg.lr_decay)
     scaler = grad_scaler(device, cfg.amp)
-    # The first update copies the decoder (--init's weights or the resumed ones), then each averages
+    # The first update copies the decoder as it is then (one step past --init or the resumed weights)
     averaged = AveragedModel(decoder, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
 
     contents = ImageFolder(cfg.content, cfg.crop)
