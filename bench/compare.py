@@ -12,15 +12,15 @@ so 20 photos x 3 styles take about a minute per decoder.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from nst_fast.errors import NSTError
 from nst_fast.fileio import atomic_path
 
-from .evaluate import summarise
+from .evaluate import read_report, summarise
 
 
 def pairs(report: dict, method: str) -> dict[tuple[str, str], dict]:
@@ -67,15 +67,6 @@ def markdown(entries: list[dict], a: str, b: str, method: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_report(path: Path) -> dict:
-    try:
-        report = json.loads(path.read_text())
-        report["rows"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise SystemExit(f"{path}: not an `nst-fast eval` report ({type(e).__name__}: {e})") from None
-    return report
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("a", type=Path, help="eval.json of the reference (e.g. the bundled decoder)")
@@ -84,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, help="also write the table here (Markdown)")
     args = parser.parse_args(argv)
     try:
-        entries = compare(read_report(args.a), read_report(args.b), args.method)
+        a, b = read_report(args.a), read_report(args.b)
+    except NSTError as e:
+        raise SystemExit(str(e)) from None
+    try:
+        entries = compare(a, b, args.method)
     except ValueError as e:
         raise SystemExit(f"{args.a}, {args.b}: {e}") from None
     text = markdown(entries, str(args.a), str(args.b), args.method)

@@ -176,11 +176,8 @@ def recorded_gatys_rows(setup: Setup, photos, candidates: list[str]) -> list[dic
     style, the size and the step budget, so comparing a new decoder need not run it again.
     """
     path = setup.gatys_from
-    try:
-        report = json.loads(Path(path).read_text())
-        recorded, rows = report["setup"], [r for r in report["rows"] if r["method"] == "gatys"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise NSTError(f"{path}: not an eval.json report ({e})") from None
+    report = read_report(Path(path), ("setup", "rows", "candidates"))
+    recorded, rows = report["setup"], [r for r in report["rows"] if r["method"] == "gatys"]
     for key in ("size", "gatys_steps"):
         if recorded[key] != getattr(setup, key):
             raise NSTError(f"{path}: recorded with {key} {recorded[key]}, this run uses {getattr(setup, key)}")
@@ -332,6 +329,17 @@ def run(setup: Setup) -> dict:
               "fidelity": fidelity(setup, photos, outputs) if setup.fidelity else []}
     report["sheets"] = [str(p) for p in contact_sheets(setup, photos, styles, outputs)]
     write_report(report, setup.out)
+    return report
+
+
+def read_report(path: Path, keys: tuple[str, ...] = ("rows",)) -> dict:
+    """An eval.json written by `write_report`, with at least `keys`; anything else is an NSTError naming the file."""
+    try:
+        report = json.loads(path.read_text())
+        for key in keys:
+            report[key]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise NSTError(f"{path}: not an `nst-fast eval` report ({type(e).__name__}: {e})") from None
     return report
 
 

@@ -63,6 +63,7 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
     scaler = grad_scaler(device, cfg.amp)
     # The first update copies the decoder as it is then (one step past --init or the resumed weights)
     averaged = AveragedModel(decoder, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    kept = decoder if averaged is None else averaged.module  # what the samples show and the weights file holds
 
     contents = ImageFolder(cfg.content, cfg.crop)
     styles = ImageFolder(cfg.style, cfg.crop)
@@ -87,20 +88,15 @@ def train(cfg: AdaINConfig, resume: bool = True) -> Path:
                 averaged.update_parameters(decoder)
             run.done = step + 1  # an interrupt from here on checkpoints this step
             if run.last() or run.done % cfg.sample_every == 0:
-                terms["inversion_db"] = write_samples(vgg, kept(decoder, averaged), *samples,
+                terms["inversion_db"] = write_samples(vgg, kept, *samples,
                                                       out / "samples" / f"step{run.done:07d}.png", device)
             run.record(step + 1, t0, cfg.batch_size, loss=loss, **terms)
 
     plot_run(out, loss_terms(asdict(cfg)), f"AdaIN decoder ({cfg.stage} stage): {run.done} steps")
     final = out / "adain_decoder.safetensors"
-    save_model(final, kept(decoder, averaged), {"method": "adain", "encoder_id": weights.encoder_id, "steps": run.done,
+    save_model(final, kept, {"method": "adain", "encoder_id": weights.encoder_id, "steps": run.done,
                                 "recipe": asdict(cfg)})
     return final
-
-
-def kept(decoder: Decoder, averaged: AveragedModel | None) -> Decoder:
-    """The decoder the samples show and the weights file holds: the average where there is one."""
-    return decoder if averaged is None else averaged.module
 
 
 def loss_terms(recipe: dict) -> tuple[str, ...]:
